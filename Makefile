@@ -1,0 +1,39 @@
+# pulsetrain: `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TORCH_PIN := torch==2.13.0
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build
+	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv and install pulsetrain with its dev extras
+
+demo: $(VENV)/.installed ## 2 ranks on CPU, a hang injected in attempt 0: detection, restart, resume
+	$(PY) -m launcher.demo
+
+test: $(VENV)/.installed ## unit and integration tests (real ft_launcher processes on gloo)
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed ## heartbeat cost, detection and recovery vs torchrun, FT overhead
+	$(PY) benchmarks/heartbeat.py
+	$(PY) benchmarks/recovery.py
+	$(PY) benchmarks/overhead.py
+
+lint: $(VENV)/.installed ## ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## remove run outputs (keeps .venv)
+	rm -rf outputs multirun .pytest_cache
+
+.PHONY: help venv demo test bench lint clean

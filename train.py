@@ -1,0 +1,22 @@
+"""Entry point a user runs and forks: `ft_launcher --standalone --nproc-per-node=2 train.py`."""
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        train.run(cfg)
+    except train.USER_ERRORS as exc:  # a mistake the user can fix: one line, no traceback
+        logging.getLogger("train").error("%s", exc)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
