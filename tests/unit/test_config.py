@@ -1,0 +1,166 @@
+"""The fault_tolerance schema: defaults, null, validation, YAML and --ft-* loading, precedence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from ft import FaultToleranceConfig, FaultToleranceConfigError, register_configs
+from ft.config import load_yaml_section, parse_cli_values
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose_ft(*overrides: str):
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides)).fault_tolerance
+
+
+def test_defaults_match_the_documented_values():
+    cfg = FaultToleranceConfig()
+    assert cfg.initial_rank_heartbeat_timeout == 3600.0
+    assert cfg.rank_heartbeat_timeout == 2700.0
+    assert cfg.safety_factor == 5.0
+    assert 0 < cfg.workload_check_interval <= 1.0
+    assert cfg.rank_termination_signal == "SIGKILL"
+
+
+def test_composed_default_group_equals_schema_defaults():
+    composed = FaultToleranceConfig.from_mapping(compose_ft())
+    assert composed == FaultToleranceConfig()
+
+
+def test_null_means_infinite():
+    cfg = FaultToleranceConfig.from_mapping(compose_ft("fault_tolerance.rank_heartbeat_timeout=null"))
+    assert cfg.rank_heartbeat_timeout is None
+    assert cfg.initial_rank_heartbeat_timeout == 3600.0
+
+
+def test_calibrate_preset_starts_without_timeouts():
+    cfg = FaultToleranceConfig.from_mapping(compose_ft("fault_tolerance=calibrate"))
+    assert cfg.calibrate is True
+    assert cfg.initial_rank_heartbeat_timeout is None and cfg.rank_heartbeat_timeout is None
+
+
+def test_typo_in_key_rejected_at_composition():
+    with pytest.raises(ConfigCompositionException, match="rank_heartbeat_timout"):
+        compose_ft("fault_tolerance.rank_heartbeat_timout=5")
+
+
+def test_non_number_rejected_at_composition():
+    with pytest.raises((ConfigCompositionException, ValidationError), match="abc"):
+        compose_ft("fault_tolerance.rank_heartbeat_timeout=abc")
+
+
+@pytest.mark.parametrize("bad", [-3, 0, float("nan")])
+def test_non_positive_timeout_rejected_naming_the_key(bad):
+    with pytest.raises(FaultToleranceConfigError, match=r"fault_tolerance\.rank_heartbeat_timeout"):
+        FaultToleranceConfig.from_mapping({"rank_heartbeat_timeout": bad})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "pattern"),
+    [
+        ("workload_check_interval", None, "workload_check_interval"),
+        ("workload_check_interval", 0, "workload_check_interval"),
+        ("safety_factor", 0.5, "safety_factor"),
+        ("rank_termination_signal", "SIGNOPE", "SIGNOPE"),
+        ("calibration_steps", 0, "calibration_steps"),
+        ("initial_rank_heartbeat_timeout", "soon", "soon"),
+    ],
+)
+def test_bad_values_rejected(key, value, pattern):
+    with pytest.raises(FaultToleranceConfigError, match=pattern):
+        FaultToleranceConfig.from_mapping({key: value})
+
+
+def test_unknown_key_rejected_with_suggestion():
+    with pytest.raises(FaultToleranceConfigError, match="did you mean 'rank_heartbeat_timeout'"):
+        FaultToleranceConfig.from_mapping({"rank_heartbeat_timout": 5})
+
+
+def test_signal_names_are_normalised():
+    assert FaultToleranceConfig.from_mapping({"rank_termination_signal": "term"}).rank_termination_signal == "SIGTERM"
+
+
+def test_yaml_section_found_at_top_level_and_nested(tmp_path):
+    top = tmp_path / "top.yaml"
+    top.write_text("fault_tolerance:\n  rank_heartbeat_timeout: 12\n")
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("job:\n  settings:\n    fault_tolerance:\n      initial_rank_heartbeat_timeout: null\n")
+    assert load_yaml_section(top) == {"rank_heartbeat_timeout": 12}
+    assert load_yaml_section(nested) == {"initial_rank_heartbeat_timeout": None}
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("other: 1\n", "no 'fault_tolerance:' section"),
+        ("fault_tolerance:\n  rank_heartbeat_timeout: -1\n", r"rank_heartbeat_timeout.*> 0"),
+        ("fault_tolerance:\n  bogus: 1\n", "bogus"),
+        ("fault_tolerance: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_bad_yaml_files_rejected(tmp_path, text, pattern):
+    path = tmp_path / "ft.yaml"
+    path.write_text(text)
+    with pytest.raises(FaultToleranceConfigError, match=pattern):
+        load_yaml_section(path)
+
+
+def test_missing_yaml_file_named():
+    with pytest.raises(FaultToleranceConfigError, match="file not found"):
+        load_yaml_section("/nonexistent/ft.yaml")
+
+
+@pytest.mark.parametrize("word", ["null", "None", "", "inf"])
+def test_cli_strings_for_infinite(word):
+    assert parse_cli_values({"rank_heartbeat_timeout": word}) == {"rank_heartbeat_timeout": None}
+
+
+def test_cli_strings_typed():
+    parsed = parse_cli_values(
+        {"rank_heartbeat_timeout": "30", "calibrate": "true", "calibration_steps": "7", "safety_factor": "2.5"}
+    )
+    assert parsed == {"rank_heartbeat_timeout": 30.0, "calibrate": True, "calibration_steps": 7, "safety_factor": 2.5}
+
+
+@pytest.mark.parametrize(("values", "pattern"), [({"rank_heartbeat_timeout": "abc"}, "abc"), ({"rank_heartbeat_timeout": "-3"}, "> 0")])
+def test_cli_strings_rejected(values, pattern):
+    with pytest.raises(FaultToleranceConfigError, match=pattern):
+        parse_cli_values(values)
+
+
+def test_precedence_conf_then_override_then_yaml_then_flag(tmp_path):
+    yaml_file = tmp_path / "ft.yaml"
+    yaml_file.write_text("fault_tolerance:\n  rank_heartbeat_timeout: 20\n  safety_factor: 3\n")
+    composed = compose_ft("fault_tolerance.rank_heartbeat_timeout=10", "fault_tolerance.initial_rank_heartbeat_timeout=99")
+    cfg = FaultToleranceConfig.from_mapping(composed)
+    assert (cfg.rank_heartbeat_timeout, cfg.initial_rank_heartbeat_timeout) == (10.0, 99.0)
+    cfg = cfg.with_changes(load_yaml_section(yaml_file))
+    assert (cfg.rank_heartbeat_timeout, cfg.safety_factor, cfg.initial_rank_heartbeat_timeout) == (20.0, 3.0, 99.0)
+    cfg = cfg.with_changes(parse_cli_values({"rank_heartbeat_timeout": "30"}))
+    assert (cfg.rank_heartbeat_timeout, cfg.safety_factor, cfg.initial_rank_heartbeat_timeout) == (30.0, 3.0, 99.0)
+
+
+def test_config_round_trips_through_dict():
+    cfg = FaultToleranceConfig(rank_heartbeat_timeout=None, safety_factor=2.0)
+    assert FaultToleranceConfig.from_mapping(cfg.to_dict()) == cfg
+
+
+def test_train_py_reports_bad_timeout_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "fault_tolerance.rank_heartbeat_timeout=-1", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in (result.stderr + result.stdout).splitlines() if "rank_heartbeat_timeout" in line]
+    assert len(lines) == 1 and "must be > 0" in lines[0]

@@ -1,0 +1,40 @@
+"""The import rules of docs/architecture.md: ft stays light; train and launcher never import each other."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_import_ft_does_not_load_hydra_launcher_or_train():
+    code = (
+        "import sys, ft; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'hydra', 'launcher', 'train'}); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
+
+
+def _imported_top_levels(package: str) -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [("ft", {"launcher", "train"}), ("train", {"launcher"}), ("launcher", {"train"})],
+)
+def test_packages_respect_the_import_rules(package, forbidden):
+    assert not (_imported_top_levels(package) & forbidden)
