@@ -1,0 +1,238 @@
+"""The node-side rank monitor: accepts ranks, watches their heartbeat deadlines, reports events.
+
+It runs as one thread inside its owner (the launcher). All sockets and rank state belong to that
+thread; ``reset()`` and ``stop()`` are handed to it as commands, so nothing needs a lock. The
+monitor only reports (``events``); its owner decides what to end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import selectors
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+from ft.config import FaultToleranceConfig
+from ft.errors import RankMonitorError
+from ft.events import RankEvent
+from ft.heartbeat_slots import HeartbeatFile
+from ft.monitor_requests import Connection, RequestHandler, RequestRefused, peer_credentials
+from ft.private_dir import SOCKET_NAME, make_private_dir
+from ft.stacks import capture_stacks
+from ft.wire import MAX_MESSAGE_BYTES, ProtocolError, encode
+
+log = logging.getLogger("ft.monitor")
+ENDPOINT_ENV = "PULSETRAIN_FT_ENDPOINT"
+_COMMAND_WAIT = 10.0
+
+
+class RankMonitor:
+    """Watches every local rank of one node; see docs/architecture.md for the contract."""
+
+    def __init__(
+        self,
+        config: FaultToleranceConfig,
+        stack_dir: Path | None = None,
+        sources: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.stack_dir = Path(stack_dir) if stack_dir is not None else None
+        self.sources = dict(sources or {})
+        self.events: queue.Queue[RankEvent] = queue.Queue()
+        self.endpoint: Path | None = None
+        self._dir: Path | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._commands: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
+        self._conns: dict[socket.socket, Connection] = {}
+        self._attempt = 0
+        self._generation = 0
+        logging.getLogger("ft.monitor").setLevel(config.log_level)
+
+    # ------------------------------------------------------------------ owner's API
+    def start(self) -> None:
+        """Create the private directory, socket and heartbeat file; start the monitor thread."""
+        if self._thread is not None:
+            raise RankMonitorError("RankMonitor.start() was already called")
+        self._dir = make_private_dir()
+        stacks = self.stack_dir if self.stack_dir is not None else self._dir / "stacks"
+        stacks.mkdir(parents=True, exist_ok=True)
+        self.endpoint = self._dir / SOCKET_NAME
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(os.fspath(self.endpoint))
+        self._server.listen(256)
+        self._server.setblocking(False)
+        self._heartbeats = HeartbeatFile(self._dir / "heartbeats-0.bin")
+        self._handler = RequestHandler(
+            self.config, self.sources, stacks, lambda: self._heartbeats, lambda: self._attempt
+        )
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._server, selectors.EVENT_READ, "server")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread = threading.Thread(target=self._run, name="ft-rank-monitor", daemon=True)
+        self._thread.start()
+        log.debug("rank monitor listening on %s", self.endpoint)
+
+    def worker_env(self) -> dict[str, str]:
+        """Environment to merge into every worker so its RankMonitorClient finds this monitor."""
+        if self.endpoint is None:
+            raise RankMonitorError("call RankMonitor.start() before worker_env()")
+        return {ENDPOINT_ENV: os.fspath(self.endpoint)}
+
+    def reset(self) -> None:
+        """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
+        self._command("reset")
+        while True:
+            try:
+                self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def stop(self) -> None:
+        """Stop the thread, close every connection and remove the private directory."""
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._wake_w.send(b"x")
+        self._thread.join(_COMMAND_WAIT)
+        self._close_ranks()
+        for item in (self._server, self._wake_r, self._wake_w, self._selector, self._heartbeats):
+            item.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+        self._thread = None
+
+    def __enter__(self) -> RankMonitor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ monitor thread
+    def _command(self, name: str) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._attempt += 1 if name == "reset" else 0
+            return
+        done = threading.Event()
+        self._commands.put((name, done))
+        self._wake_w.send(b"x")
+        if not done.wait(_COMMAND_WAIT):
+            raise RankMonitorError(f"the monitor thread did not handle {name!r} within {_COMMAND_WAIT:g} s")
+
+    def _run(self) -> None:
+        interval = self.config.workload_check_interval
+        next_check = time.monotonic() + interval
+        while not self._stopping.is_set():
+            try:
+                for key, _ in self._selector.select(max(0.0, next_check - time.monotonic())):
+                    self._dispatch(key)
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + interval
+                    self._check_deadlines()
+            except Exception:
+                # A bug in one handler must not end monitoring of every rank: log and carry on.
+                log.exception("rank monitor: unexpected error; monitoring continues")
+                time.sleep(min(interval, 0.1))
+
+    def _dispatch(self, key: selectors.SelectorKey) -> None:
+        if key.data == "server":
+            self._accept()
+        elif key.data == "wake":
+            self._wake_r.recv(4096)
+            while not self._commands.empty():
+                name, done = self._commands.get_nowait()
+                if name == "reset":
+                    self._reset()
+                done.set()
+        else:
+            self._receive(key.data)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._server.accept()
+            except BlockingIOError:
+                return
+            credentials = peer_credentials(sock)
+            if credentials is not None and credentials[1] != os.getuid():
+                log.warning("refused a connection from uid %d (pid %d)", credentials[1], credentials[0])
+                sock.close()
+                continue
+            sock.setblocking(False)
+            conn = Connection(sock, credentials[0] if credentials else None)
+            self._conns[sock] = conn
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _receive(self, conn: Connection) -> None:
+        try:
+            chunk = conn.sock.recv(MAX_MESSAGE_BYTES)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(conn)
+            return
+        try:
+            for message in conn.buffer.feed(chunk):
+                conn.sock.sendall(encode(self._handler.handle(conn, message)))
+        except (ProtocolError, RequestRefused) as exc:
+            who = f"rank {conn.rank.rank}" if conn.rank else f"pid {conn.peer_pid}"
+            log.warning("closing the connection of %s: %s", who, exc)
+            try:
+                conn.sock.sendall(encode({"ok": False, "error": str(exc)}))
+            except OSError:
+                pass
+            self._drop(conn)
+        except OSError:
+            self._drop(conn)
+
+    def _drop(self, conn: Connection) -> None:
+        self._forget(conn)
+        if conn.rank is not None and not conn.rank.done:
+            conn.rank.done = True
+            event = conn.rank.disconnected(self._heartbeats)
+            log.warning("%s", event.describe())
+            self.events.put(event)
+
+    def _forget(self, conn: Connection) -> None:
+        self._conns.pop(conn.sock, None)
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _check_deadlines(self) -> None:
+        found = []
+        for conn in list(self._conns.values()):
+            event = conn.rank.expired(self._heartbeats) if conn.rank is not None else None
+            if event is not None:
+                conn.rank.done = True  # at most one event per rank and attempt
+                found.append((event, conn.rank.stack_file))
+        if not found:
+            return
+        captured = capture_stacks([(event.pid, path) for event, path in found if path is not None])
+        for event, path in found:
+            event = dataclasses.replace(event, stack_file=path if path in captured else None)
+            log.warning("%s", event.describe())
+            self.events.put(event)
+
+    def _reset(self) -> None:
+        self._close_ranks()
+        self._attempt += 1
+        if self._heartbeats.used > self._heartbeats.capacity // 2:
+            # Slots are never reused within a file; start a fresh one while no rank uses the old.
+            self._heartbeats.close()
+            self._generation += 1
+            self._heartbeats = HeartbeatFile(self._dir / f"heartbeats-{self._generation}.bin")
+
+    def _close_ranks(self) -> None:
+        for conn in list(self._conns.values()):
+            self._forget(conn)

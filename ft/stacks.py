@@ -1,0 +1,48 @@
+"""Ask hung ranks for their Python stacks and wait, briefly, until the dumps are written.
+
+Each rank registers ``faulthandler`` on SIGUSR2 at init (SIGUSR2 is reserved for this), writing
+to its own file. The dump runs in a C-level handler, so it works even when the rank's Python code
+is stuck; the wait below is bounded so a rank that never writes cannot stall the monitor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+log = logging.getLogger("ft.monitor")
+STACK_SIGNAL = signal.SIGUSR2
+_POLL = 0.01
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def capture_stacks(targets: list[tuple[int, Path]], limit: float = 0.5) -> set[Path]:
+    """Signal every ``(pid, stack_file)`` and return the files that received a dump within ``limit``."""
+    before: dict[Path, int] = {}
+    for pid, path in targets:
+        try:
+            os.kill(pid, STACK_SIGNAL)
+            before[path] = _size(path)
+        except (ProcessLookupError, PermissionError) as exc:
+            log.warning("could not ask pid %d for its stacks: %s", pid, exc)
+    done: set[Path] = set()
+    last = dict(before)
+    deadline = time.monotonic() + limit
+    while len(done) < len(before) and time.monotonic() < deadline:
+        time.sleep(_POLL)
+        for path, start in before.items():
+            size = _size(path)
+            # Finished once it has grown and then stopped growing for one poll.
+            if path not in done and size > start and size == last[path]:
+                done.add(path)
+            last[path] = size
+    return done | {path for path, start in before.items() if last[path] > start}
