@@ -185,13 +185,20 @@ class RankMonitor:
         except (ProtocolError, RequestRefused) as exc:
             who = f"rank {conn.rank.rank}" if conn.rank else f"pid {conn.peer_pid}"
             log.warning("closing the connection of %s: %s", who, exc)
-            try:
-                conn.sock.sendall(encode({"ok": False, "error": str(exc)}))
-            except OSError:
-                pass
-            self._drop(conn)
+            self._refuse(conn, str(exc))
         except OSError:
             self._drop(conn)
+        except Exception as exc:
+            # A bug answering one request: that rank gets an error, every other rank stays watched.
+            log.exception("rank monitor: error answering a request")
+            self._refuse(conn, f"internal error in the rank monitor: {exc!r}")
+
+    def _refuse(self, conn: Connection, error: str) -> None:
+        try:
+            conn.sock.sendall(encode({"ok": False, "error": error}))
+        except OSError:
+            pass
+        self._drop(conn)
 
     def _drop(self, conn: Connection) -> None:
         self._forget(conn)

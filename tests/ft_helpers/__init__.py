@@ -1,0 +1,1 @@
+"""Helpers for the ft tests: rank processes driven over pipes, and the scripts they run."""
