@@ -12,10 +12,12 @@ import train
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
-        train.run(cfg)
+        code = train.run(cfg)
     except train.USER_ERRORS as exc:  # a mistake the user can fix: one line, no traceback
         logging.getLogger("train").error("%s", exc)
         sys.exit(2)
+    if code:  # 75: stopped on request with a checkpoint saved; relaunch with the same run dir
+        sys.exit(code)
 
 
 if __name__ == "__main__":

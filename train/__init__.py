@@ -1,12 +1,16 @@
-"""The reusable fault-tolerant DDP training loop: ``train.run(cfg)``."""
+"""The reusable fault-tolerant DDP training loop: ``train.run(cfg)`` (see docs/training.md)."""
 
-from ft import FaultToleranceConfig, FaultToleranceConfigError, register_configs
+from ft import FaultToleranceConfigError, register_configs
+from train.errors import CheckpointError, TrainConfigError
+from train.resolvers import register_resolvers
 
+# Before @hydra.main composes: the schema behind conf/fault_tolerance, the resolvers conf/ uses.
 register_configs()
+register_resolvers()
+
+from train.loop import run  # noqa: E402  (after registration: importing it loads torch)
 
 # Exceptions that mean "the user gave bad input": train.py reports them in one line, exit code 2.
-USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError,)
+USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConfigError, CheckpointError)
 
-
-def run(cfg) -> None:  # replaced by the loop
-    FaultToleranceConfig.from_mapping(cfg.fault_tolerance)
+__all__ = ["USER_ERRORS", "CheckpointError", "TrainConfigError", "run"]

@@ -1,0 +1,170 @@
+"""CheckpointStore: atomic, self-verifying checkpoint files in one directory, the newest K kept.
+
+A checkpoint is ``step_<step>.<digest>.pt``: a ``torch.save`` file whose name carries the first
+16 hex digits of its SHA-256, so a torn or bit-flipped file is recognised before it is trusted.
+Writes go to a temporary file that is flushed, fsynced and renamed into place; an older
+checkpoint is pruned only after a newer one is durable. A corrupt file is renamed to
+``*.corrupt`` (kept for inspection, never deleted) and the previous checkpoint is used instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from train.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step_(\d{8,})\.([0-9a-f]{16})\.pt$")
+
+
+@dataclass(frozen=True, order=True)
+class CheckpointFile:
+    """One checkpoint on disk."""
+
+    step: int
+    path: Path
+    digest: str
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``data`` as JSON in one rename (readers never see half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    with tmp.open("w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class CheckpointStore:
+    """The checkpoints of one run. Only rank 0 calls :meth:`save`; any rank may :meth:`load`."""
+
+    def __init__(self, directory: str | Path, keep_last: int = 3) -> None:
+        if int(keep_last) < 1:
+            raise CheckpointError(f"checkpoint.keep_last must be >= 1, got {keep_last!r}")
+        self.directory = Path(directory)
+        self.keep_last = int(keep_last)
+
+    # ------------------------------------------------------------------ listing
+    def checkpoints(self) -> list[CheckpointFile]:
+        """Valid-looking checkpoint files, oldest first (names only; contents are checked on load)."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for p in self.directory.iterdir():
+            m = _NAME.match(p.name)
+            if m:
+                found.append(CheckpointFile(int(m.group(1)), p, m.group(2)))
+        return sorted(found)
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete half-written temporary files left by a process killed while saving (not checkpoints)."""
+        if self.directory.is_dir():
+            for p in self.directory.glob(".step_*.tmp.*"):
+                p.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ writing
+    def save(self, step: int, state: dict[str, Any], on_written: Callable[[], None] | None = None) -> Path:
+        """Write ``state`` as the checkpoint of ``step`` atomically, then prune to the newest ``keep_last``.
+
+        ``on_written`` runs after the temporary file is durable and before it is renamed into
+        place (fault injection uses it to hang mid-save).
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".step_{step:08d}.pt.tmp.{os.getpid()}"
+        try:
+            with tmp.open("wb") as f:
+                torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            if on_written is not None:
+                on_written()
+            final = self.directory / f"step_{step:08d}.{_digest(tmp)}.pt"
+            os.replace(tmp, final)
+            _fsync_dir(self.directory)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._prune(keep=final)
+        return final
+
+    def _prune(self, keep: Path) -> None:
+        files = [c for c in self.checkpoints() if c.path != keep]
+        for old in files[: max(0, len(files) - (self.keep_last - 1))]:
+            old.path.unlink(missing_ok=True)
+            log.debug("pruned checkpoint %s", old.path.name)
+
+    # ------------------------------------------------------------------ reading
+    def load(self, ckpt: CheckpointFile) -> dict[str, Any]:
+        """Verify the digest and load; a bad file raises CheckpointError (corrupt)."""
+        actual = _digest(ckpt.path)
+        if actual != ckpt.digest:
+            raise CheckpointError(f"{ckpt.path.name}: content digest {actual} does not match its name")
+        try:
+            state = torch.load(ckpt.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torn zip, unpickling refusal, ...: all mean "unusable file"
+            raise CheckpointError(f"{ckpt.path.name}: cannot be read ({type(exc).__name__}: {exc})") from None
+        if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"{ckpt.path.name}: not a pulsetrain checkpoint of format {FORMAT_VERSION}")
+        return state
+
+    def load_newest(self, fingerprint: Mapping[str, str]) -> tuple[CheckpointFile, dict[str, Any]] | None:
+        """The newest readable checkpoint, falling back past corrupt ones; ``None`` when there is none.
+
+        A readable checkpoint whose fingerprint differs from ``fingerprint`` (another model, other
+        data) raises CheckpointError: resuming it would be wrong, and nothing is renamed or deleted.
+        """
+        for ckpt in reversed(self.checkpoints()):
+            try:
+                state = self.load(ckpt)
+            except CheckpointError as exc:
+                quarantined = ckpt.path.with_name(ckpt.path.name + ".corrupt")
+                os.replace(ckpt.path, quarantined)
+                log.warning("checkpoint %s is corrupt (%s); kept as %s, trying the previous one",
+                            ckpt.path.name, exc, quarantined.name)
+                continue
+            check_compatible(ckpt, state.get("fingerprint", {}), fingerprint)
+            return ckpt, state
+        return None
+
+
+def check_compatible(ckpt: CheckpointFile, saved: Mapping[str, str], current: Mapping[str, str]) -> None:
+    """Raise CheckpointError naming every config section that differs between checkpoint and run."""
+    differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if differing:
+        details = "; ".join(
+            f"{k}: checkpoint has {saved.get(k, '<missing>')!r}, this run has {current.get(k, '<missing>')!r}"
+            for k in differing
+        )
+        raise CheckpointError(
+            f"checkpoint {ckpt.path} was written by an incompatible config ({details}). "
+            "Restore that config, or start a new run directory (hydra.run.dir=...)."
+        )

@@ -1,0 +1,47 @@
+"""The two small models the template ships: an MLP (default) and a 1-D conv net (the forking example).
+
+A model is any ``torch.nn.Module`` taking a batch of inputs and returning class logits; add one
+with a class and a ``conf/model/<name>.yaml`` whose ``_target_`` names it (docs/forking.md).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """Feature vector -> class logits: ``depth`` hidden layers with GELU and dropout."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: int = 256, depth: int = 2,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_features
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Conv1dNet(nn.Module):
+    """Feature vector read as a 1-channel signal -> class logits: two conv blocks and a linear head."""
+
+    def __init__(self, in_features: int, num_classes: int, channels: int = 16, kernel_size: int = 5,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        self.features = nn.Sequential(
+            nn.Conv1d(1, channels, kernel_size, padding=pad), nn.GELU(),
+            nn.Conv1d(channels, channels, kernel_size, padding=pad), nn.GELU(),
+            nn.AdaptiveAvgPool1d(8), nn.Dropout(dropout),
+        )
+        self.head = nn.Linear(channels * 8, num_classes)
+        self.in_features = in_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x.unsqueeze(1)).flatten(1))

@@ -1,0 +1,110 @@
+"""What a checkpoint holds, and how the ranks save it and resume from it together.
+
+Rank 0 writes (DDP keeps weights and optimizer state identical on every rank) after gathering
+every rank's RNG state; rank 0 also picks the checkpoint to resume from and broadcasts its
+choice, so all ranks load the same one or all raise the same CheckpointError.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from train import rng
+from train.checkpointing import CheckpointFile, CheckpointStore
+from train.components import Components
+from train.distributed import DistributedContext, barrier, broadcast_from_main, gather_to_main
+from train.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(cfg: DictConfig) -> dict[str, str]:
+    """The config sections a checkpoint must match: the model and the data it was trained on."""
+    def text(node: Any) -> str:
+        return json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True)
+
+    return {"model": text(cfg.model), "data": text(cfg.data.dataset)}
+
+
+def save(ctx: DistributedContext, store: CheckpointStore, parts: Components, step: int,
+         fingerprint: dict[str, str], ft_state: dict[str, Any] | None,
+         in_save: Callable[[], None]) -> Path | None:
+    """Collective: every rank calls it at the same step; rank 0 writes. Returns the path on rank 0."""
+    rng_states = gather_to_main(ctx, rng.capture())
+    path = None
+    if ctx.is_main:
+        started = time.perf_counter()
+        state = {
+            "model": parts.module.state_dict(),
+            "optimizer": parts.optimizer.state_dict(),
+            "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
+            "data": parts.train_batches.state_dict(),
+            "rng": rng_states,
+            "world_size": ctx.world_size,
+            "ft": ft_state,
+            "fingerprint": fingerprint,
+        }
+        path = store.save(step, state, on_written=in_save)
+        log.info("checkpoint saved: step %d -> %s (%.1f MB, %.2f s)", step, path.name,
+                 path.stat().st_size / 1e6, time.perf_counter() - started)
+    else:
+        in_save()
+    barrier(ctx)  # nobody moves on (or exits) before rank 0's file is durable
+    return path
+
+
+def resume(ctx: DistributedContext, store: CheckpointStore, parts: Components,
+           fingerprint: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
+    """Collective: load the newest usable checkpoint on every rank. Returns (step, ft state) or (0, None)."""
+    decision: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None
+    if ctx.is_main:
+        store.remove_stale_temporaries()
+        try:
+            found = store.load_newest(fingerprint)
+        except CheckpointError as exc:
+            decision = {"error": str(exc)}
+        else:
+            if found is not None:
+                ckpt, state = found
+                decision = {"step": ckpt.step, "path": str(ckpt.path), "digest": ckpt.digest}
+    decision = broadcast_from_main(ctx, decision)
+    if decision is None:
+        return 0, None
+    if "error" in decision:
+        raise CheckpointError(decision["error"])
+    if state is None:
+        state = store.load(CheckpointFile(decision["step"], Path(decision["path"]), decision["digest"]))
+    _apply(ctx, parts, state, Path(decision["path"]))
+    log.info("resumed from %s: step %d, epoch %d", Path(decision["path"]).name, state["step"],
+             state["data"]["epoch"])
+    return int(state["step"]), state.get("ft")
+
+
+def _apply(ctx: DistributedContext, parts: Components, state: dict[str, Any], path: Path) -> None:
+    try:
+        parts.module.load_state_dict(state["model"])
+        parts.optimizer.load_state_dict(state["optimizer"])
+        if parts.scheduler is not None and state.get("scheduler") is not None:
+            parts.scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model/optimizer: {' '.join(str(exc).split())[:400]}"
+        ) from None
+    parts.train_batches.load_state_dict(state["data"])
+    saved_world = int(state.get("world_size", ctx.world_size))
+    if saved_world != ctx.world_size:
+        log.warning("checkpoint was written by %d ranks, this run has %d: training continues, but data "
+                    "order and random numbers differ from an uninterrupted run", saved_world, ctx.world_size)
+    if ctx.rank < len(state["rng"]):
+        rng.restore(state["rng"][ctx.rank])
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)
