@@ -1,0 +1,187 @@
+"""The elastic agent with hang detection: LocalElasticAgent plus the rank monitor's events.
+
+Elastic keeps the rendezvous, the restart budget and the worker lifecycle. This subclass adds:
+workers started by our process contexts (fork server or session processes) with the job's extra
+environment; a hung or dropped rank (a ``RankEvent``) ends the group like a crash does; group
+teardown with the configured grace and kill signal; exit 75 from workers means "stopped on
+request", never a failure to restart; one log line per event, recorded for the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch.distributed.elastic.agent.server.local_elastic_agent as elastic_local
+from torch.distributed.elastic.agent.server.api import RunResult, WorkerGroup, WorkerState
+from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
+
+from ft.config import FaultToleranceConfig
+from launcher.fork_server import ForkServer
+from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
+from launcher.report import JobRecord
+from launcher.stacks import top_frames
+
+log = logging.getLogger("launcher")
+_FORWARDED = signal.SIGTERM  # SIGINT/SIGHUP/SIGQUIT to the launcher reach the workers as SIGTERM
+
+
+@dataclass
+class WorkerLaunch:
+    """How one job's workers are started and watched."""
+
+    command: tuple[bool, str]  # (run as module, script path or module name), for the fork server
+    fork_server: ForkServer | None
+    extra_env: dict[str, str]
+    monitor: Any | None  # ft.monitor.RankMonitor, absent when fault_tolerance.enabled is false
+    ft: FaultToleranceConfig
+    record: JobRecord
+
+
+class FaultTolerantAgent(LocalElasticAgent):
+    """LocalElasticAgent that also restarts on hangs and tells people what happened."""
+
+    def __init__(self, spec, logs_specs, launch: WorkerLaunch, term_timeout: float) -> None:
+        super().__init__(spec, logs_specs, start_method="spawn", shutdown_timeout=int(term_timeout))
+        self._launch = launch
+        self._term_timeout = term_timeout
+        self._attempts = 0
+        self.stopped_on_request = False
+        self.final_codes: dict[int, int | None] = {}
+
+    # ------------------------------------------------------------------ starting
+    def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
+        if self._launch.monitor is not None:
+            self._launch.monitor.reset()
+        attempt = self._launch.record.begin(self._attempts, worker_group.workers[0].world_size)
+        self._attempts += 1
+        # Elastic builds every worker's environment, then calls start_processes(); we keep the
+        # first and replace the second, so the workers get our process contexts.
+        original = elastic_local.start_processes
+        elastic_local.start_processes = self._start_processes
+        try:
+            pids = super()._start_workers(worker_group)
+        finally:
+            elastic_local.start_processes = original
+        restart = worker_group.spec.max_restarts - self._remaining_restarts
+        log.info("attempt %d started: world size %d, %d local workers (pids %s), restart %d of %d",
+                 attempt.number, attempt.world_size, len(pids), " ".join(str(p) for p in pids.values()),
+                 restart, worker_group.spec.max_restarts)
+        return pids
+
+    def _start_processes(self, name, entrypoint, args, envs, logs_specs, log_line_prefixes=None,
+                         **_ignored) -> WorkerGroupContext:
+        for env in envs.values():
+            env.update(self._launch.extra_env)
+            if self._launch.monitor is not None:
+                env.update(self._launch.monitor.worker_env())
+        common = dict(name=name, entrypoint=entrypoint, args=args, envs=envs, logs_specs=logs_specs,
+                      log_line_prefixes=log_line_prefixes)
+        context: WorkerGroupContext
+        if self._launch.fork_server is not None:
+            context = ForkedContext(**common, fork_server=self._launch.fork_server, command=self._launch.command)
+        else:
+            context = ProcessContext(**common)
+        context.start()
+        return context
+
+    # ------------------------------------------------------------------ watching
+    def _monitor_workers(self, worker_group: WorkerGroup) -> RunResult:
+        event = self._next_event()
+        if event is not None:
+            self._fail_attempt(f"{event.kind.replace('_', ' ')} on rank {event.rank}")
+            log.error("%s", event.describe())
+            for line in top_frames(event.stack_file):
+                log.error("    %s", line)
+            return RunResult(state=WorkerState.UNHEALTHY)
+        result = super()._monitor_workers(worker_group)
+        if result.state == WorkerState.FAILED and result.failures:
+            first = min(result.failures.values(), key=lambda f: f.timestamp)
+            rank = next(g for g, f in result.failures.items() if f is first)
+            how = (f"was killed by {signal.Signals(-first.exitcode).name}" if first.exitcode < 0
+                   else f"exited with code {first.exitcode}")
+            self._fail_attempt(f"rank {rank} crashed ({'signal' if first.exitcode < 0 else 'exit'} "
+                               f"{abs(first.exitcode)})")
+            log.error("rank %d (local rank %d, pid %d) %s", rank, first.local_rank, first.pid, how)
+        elif result.state == WorkerState.SUCCEEDED:
+            codes = self._pcontext.exit_codes() if isinstance(self._pcontext, WorkerGroupContext) else {}
+            self.stopped_on_request = any(code == DONE_CODES[1] for code in codes.values())
+            self._end_attempt("stopped on request" if self.stopped_on_request else "finished", "ok")
+        return result
+
+    def _next_event(self):
+        monitor = self._launch.monitor
+        if monitor is None or not isinstance(self._pcontext, WorkerGroupContext):
+            return None
+        while True:
+            try:
+                event = monitor.events.get_nowait()
+            except queue.Empty:
+                return None
+            pids = self._pcontext.pids()
+            if event.pid not in pids.values():
+                continue  # from an attempt that is already over
+            if event.kind == "disconnected" and not self._still_running_after(event.pid, 1.0):
+                continue  # the rank exited: its exit code tells whether it finished or crashed
+            return event
+
+    def _still_running_after(self, pid: int, wait: float) -> bool:
+        rank = next(r for r, p in self._pcontext.pids().items() if p == pid)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self._pcontext.exit_codes().get(rank) is not None:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _fail_attempt(self, cause: str) -> None:
+        self._end_attempt(cause, "failed")
+
+    def _end_attempt(self, cause: str, outcome: str) -> None:
+        attempt = self._launch.record.current
+        if attempt is not None and attempt.outcome == "running":
+            attempt.cause, attempt.outcome, attempt.ended = cause, outcome, time.monotonic()
+
+    # ------------------------------------------------------------------ stopping
+    def _restart_workers(self, worker_group: WorkerGroup) -> None:
+        spec = worker_group.spec
+        if worker_group.state == WorkerState.HEALTHY:
+            self._fail_attempt("another node left or joined; restarting with it")
+            log.warning("another node is waiting at the rendezvous: restarting this node's workers with it")
+        else:
+            log.warning("restarting the worker group (restart %d of %d)",
+                        spec.max_restarts - self._remaining_restarts, spec.max_restarts)
+        super()._restart_workers(worker_group)
+
+    def _stop_workers(self, worker_group: WorkerGroup) -> None:
+        if not isinstance(self._pcontext, WorkerGroupContext):
+            return super()._stop_workers(worker_group)
+        began = time.monotonic()
+        running = len(self._pcontext.running())
+        self._pcontext.kill_signal = self._launch.ft.termination_signal
+        self._pcontext.close(signal.SIGTERM, self._launch.ft.rank_termination_grace)
+        self.final_codes = self._pcontext.exit_codes()
+        if running:
+            log.info("worker group ended in %.2f s (%d still running got SIGTERM, then %s after %g s)",
+                     time.monotonic() - began, running, self._launch.ft.rank_termination_signal,
+                     self._launch.ft.rank_termination_grace)
+
+    def _shutdown(self, death_sig: signal.Signals = signal.SIGTERM, timeout: int = 30) -> None:
+        if not isinstance(self._pcontext, WorkerGroupContext):
+            return super()._shutdown(death_sig, timeout)
+        running = self._pcontext.running()
+        if running:
+            log.warning("forwarding SIGTERM to %d worker(s); waiting up to %g s for them to stop",
+                        len(running), self._term_timeout)
+        self._pcontext.kill_signal = signal.SIGKILL
+        super()._shutdown(_FORWARDED, self._term_timeout)
+        self.final_codes = self._pcontext.exit_codes()
+
+
+def stopped_exit_codes_ok(codes: dict[int, int | None]) -> bool:
+    return all(code in DONE_CODES for code in codes.values())
+

@@ -1,0 +1,73 @@
+"""``ft_launcher``: the command-line entry; starts the fork server first, then plans and runs the jobs.
+
+Exit codes (ft.exit_codes): 0 finished, 1 failed (restart budget spent), 2 usage error (nothing
+started), 75 stopped on request with a checkpoint saved (requeue and relaunch to continue).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Before anything heavy: the fork server imports torch while this process does its own work.
+    from launcher.args import peek_nproc, wants_fork_server
+
+    server = None
+    if wants_fork_server(argv):
+        nproc = peek_nproc(argv)
+        if "OMP_NUM_THREADS" not in os.environ and nproc is not None and nproc > 1:
+            os.environ["OMP_NUM_THREADS"] = "1"  # read by OpenMP/OpenBLAS when the zygote imports torch
+        from launcher.fork_server import ForkServer
+
+        server = ForkServer()
+    try:
+        return _run(argv, server)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run(argv: list[str], server) -> int:
+    from ft import exit_codes
+    from launcher.args import UsageError, parse
+    from launcher.report import setup_logging
+
+    setup_logging()
+    try:
+        args = parse(argv)
+        from launcher.plan import check_inputs, plan_jobs
+
+        nproc = check_inputs(args)
+        plans = plan_jobs(args)
+    except UsageError as exc:
+        sys.stderr.write(f"ft_launcher: error: {exc}\n")
+        return exit_codes.USAGE_ERROR
+    if server is not None and args.no_fork_server:
+        server = None
+    from launcher.job import prepare_environment, run_job
+    from launcher.report import summary_table
+
+    prepare_environment(nproc)
+    records = []
+    for plan in plans:
+        records.append(run_job(args, plan, nproc, server))
+        if records[-1].exit_code == exit_codes.STOPPED_ON_REQUEST and len(plans) > 1:
+            break  # asked to stop: do not start the next sweep point
+    summary_table(records)
+    codes = [r.exit_code for r in records]
+    if len(plans) > 1:
+        if any(c == exit_codes.STOPPED_ON_REQUEST for c in codes):
+            return exit_codes.STOPPED_ON_REQUEST
+        return exit_codes.FINISHED if all(c == 0 for c in codes) else exit_codes.FAILED
+    return codes[0]
+
+
+def console() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

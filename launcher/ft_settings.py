@@ -1,0 +1,90 @@
+"""The effective fault-tolerance settings, layered by precedence, with the source of every key.
+
+Lowest to highest: schema defaults → the composed Hydra config (conf/ plus the script's overrides)
+→ ``--ft-cfg-path`` → ``--ft-*`` flags. Keys set by the last two are appended to a Hydra script's
+arguments as ``fault_tolerance.<key>=<value>``, so the workers' ``cfg.fault_tolerance`` shows
+exactly what the monitor enforces.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ft.config import (
+    FIELD_NAMES,
+    FaultToleranceConfig,
+    FaultToleranceConfigError,
+    load_yaml_section,
+    parse_cli_values,
+)
+from launcher.args import UsageError
+
+SECTION = "fault_tolerance"
+
+
+@dataclass
+class FtSettings:
+    """What the monitor enforces, where each value came from, and what to tell the workers."""
+
+    config: FaultToleranceConfig
+    sources: dict[str, str]
+    worker_overrides: list[str] = field(default_factory=list)
+    # False when the script's config has no fault_tolerance section: workers cannot be told.
+    in_script_config: bool = False
+
+    @property
+    def hang_detection_off(self) -> bool:
+        return self.config.initial_rank_heartbeat_timeout is None or self.config.rank_heartbeat_timeout is None
+
+
+def _override_sources(overrides: list[str]) -> dict[str, str]:
+    """Keys of ``fault_tolerance`` set by command-line overrides, named as the user typed them."""
+    found: dict[str, str] = {}
+    for text in overrides:
+        match = re.match(r"^[+~]{0,2}fault_tolerance\.(\w+)=", text)
+        if match:
+            found[match.group(1)] = f"override {text}"
+        elif re.match(r"^[+~]{0,2}fault_tolerance=", text):
+            for key in FIELD_NAMES:
+                found.setdefault(key, f"override {text}")
+    return found
+
+
+def format_value(value: Any) -> str:
+    """A value as a Hydra override understands it (None → null)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve(composed: Any | None, overrides: list[str], config_file: str | None, ft_cfg_path: str | None,
+            ft_flags: dict[str, str], flag_spelling: dict[str, str]) -> FtSettings:
+    """Layer every source; bad values raise UsageError with the FaultToleranceConfigError message."""
+    sources = dict.fromkeys(FIELD_NAMES, "default")
+    config = FaultToleranceConfig()
+    in_script = composed is not None
+    try:
+        if composed is not None:
+            config = FaultToleranceConfig.from_mapping(composed)
+            for key in FIELD_NAMES:
+                if key in composed:
+                    sources[key] = config_file or "config"
+            sources.update({k: v for k, v in _override_sources(overrides).items() if k in sources})
+        outer: dict[str, Any] = {}
+        if ft_cfg_path:
+            section = load_yaml_section(ft_cfg_path)
+            outer.update(section)
+            sources.update(dict.fromkeys(section, f"--ft-cfg-path {ft_cfg_path}"))
+        if ft_flags:
+            outer.update(parse_cli_values(ft_flags))
+            sources.update({key: flag_spelling.get(key, f"--ft-{key}") for key in ft_flags})
+        config = config.with_changes(outer)
+    except FaultToleranceConfigError as exc:
+        raise UsageError(str(exc)) from None
+    values = config.to_dict()
+    worker_overrides = [f"{SECTION}.{key}={format_value(values[key])}" for key in outer] if in_script else []
+    return FtSettings(config, sources, worker_overrides, in_script)

@@ -1,0 +1,147 @@
+"""Run one fault-tolerant job: rendezvous, rank monitor, elastic agent, and the job's exit code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+
+from torch.distributed.elastic.agent.server.api import WorkerSpec, WorkerState
+from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+from torch.distributed.elastic.multiprocessing.api import SignalException, _terminate_process_handler
+from torch.distributed.elastic.rendezvous import RendezvousParameters
+from torch.distributed.elastic.rendezvous import registry as rdzv_registry
+from torch.distributed.elastic.rendezvous.utils import _parse_rendezvous_config, parse_rendezvous_endpoint
+
+from ft import exit_codes
+from launcher.agent import FaultTolerantAgent, WorkerLaunch, stopped_exit_codes_ok
+from launcher.args import LaunchArgs, parse_nnodes
+from launcher.fork_server import ForkServer
+from launcher.plan import JobPlan
+from launcher.report import JobRecord, settings_table
+
+log = logging.getLogger("launcher")
+HANDLED_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"
+
+
+def prepare_environment(nproc: int) -> None:
+    """Process-wide settings every job of this launch shares."""
+    # torch 2.13 + gloo: with the rendezvous store shared with the workers, restarts failed 6 of 10
+    # times here (pytorch issue 135712); with a separate store, 8 of 8 succeeded.
+    os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+    if "OMP_NUM_THREADS" not in os.environ and nproc > 1:
+        os.environ["OMP_NUM_THREADS"] = "1"  # as torchrun: one thread per worker unless told otherwise
+    os.environ["TORCHELASTIC_SIGNALS_TO_HANDLE"] = HANDLED_SIGNALS
+    # Elastic installs these handlers when workers start; install them now, so a signal during
+    # config or rendezvous also ends in an orderly exit.
+    for name in HANDLED_SIGNALS.split(","):
+        signal.signal(getattr(signal, name), _terminate_process_handler)
+
+
+def _rendezvous(args: LaunchArgs, nproc: int):
+    min_nodes, max_nodes = parse_nnodes(args.nnodes)
+    backend, endpoint, run_id = args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id
+    if args.standalone or (backend == "static" and not endpoint and args.master_port is None and max_nodes == 1):
+        backend, endpoint, run_id = "c10d", "localhost:0", str(uuid.uuid4())
+    master_port = args.master_port if args.master_port is not None else 29500
+    if backend == "static" and not endpoint:
+        endpoint = f"{args.master_addr}:{master_port}"
+    configs = _parse_rendezvous_config(args.rdzv_conf)
+    configs.setdefault("timeout", 900)
+    if backend == "static":
+        configs["rank"] = args.node_rank
+    params = RendezvousParameters(backend=backend, endpoint=endpoint, run_id=run_id, min_nodes=min_nodes,
+                                  max_nodes=max_nodes, local_addr=args.local_addr, **configs)
+    master_addr = master = None
+    if backend == "static":
+        master_addr, master = parse_rendezvous_endpoint(endpoint, default_port=master_port)
+    return rdzv_registry.get_rendezvous_handler(params), master_addr, master
+
+
+def _command(args: LaunchArgs, plan: JobPlan) -> tuple[str, tuple[str, ...]]:
+    if args.no_python:
+        return args.training_script, tuple(plan.script_args)
+    python = os.getenv("PYTHON_EXEC", sys.executable)
+    return python, ("-u", *(["-m"] if args.module else []), args.training_script, *plan.script_args)
+
+
+def _logs_specs(args: LaunchArgs, plan: JobPlan) -> DefaultLogsSpecs:
+    log_dir = args.log_dir or (str(plan.run_dir / "elastic_logs") if plan.run_dir else None)
+    ranks = {int(r) for r in args.local_ranks_filter.split(",")} if args.local_ranks_filter else None
+    return DefaultLogsSpecs(log_dir=log_dir, redirects=Std.from_str(args.redirects), tee=Std.from_str(args.tee),
+                            local_ranks_filter=ranks)
+
+
+def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer | None) -> JobRecord:
+    """Run ``plan`` to its end; the record holds the attempts and the exit code."""
+    record = JobRecord(plan.name, plan.run_dir)
+    settings = plan.settings
+    settings_table(settings.config.to_dict(), settings.sources, settings.config.enabled)
+    if plan.run_dir is not None:
+        plan.run_dir.mkdir(parents=True, exist_ok=True)
+        log.info("run directory: %s", plan.run_dir)
+    extra_env = {"HYDRA_FULL_ERROR": "1"}
+    if plan.run_dir is not None:
+        extra_env["PULSETRAIN_RUN_DIR"] = str(plan.run_dir)
+    monitor = None
+    agent = None
+    shutdown_rdzv = True
+    rdzv_handler = None
+    try:
+        rdzv_handler, master_addr, master_port = _rendezvous(args, nproc)
+        if settings.config.enabled:
+            from ft.monitor import RankMonitor
+
+            stack_dir = plan.run_dir / "stacks" if plan.run_dir is not None else None
+            monitor = RankMonitor(settings.config, stack_dir=stack_dir, sources=settings.sources)
+            monitor.start()
+        entrypoint, worker_args = _command(args, plan)
+        spec = WorkerSpec(role=args.role, local_world_size=nproc, entrypoint=entrypoint, args=worker_args,
+                          rdzv_handler=rdzv_handler, max_restarts=args.max_restarts,
+                          monitor_interval=args.monitor_interval, master_addr=master_addr,
+                          master_port=master_port, local_addr=args.local_addr)
+        launch = WorkerLaunch(command=(bool(args.module), args.training_script), fork_server=fork_server,
+                              extra_env=extra_env, monitor=monitor, ft=settings.config, record=record)
+        agent = FaultTolerantAgent(spec, _logs_specs(args, plan), launch, args.term_timeout)
+        result = agent.run()
+        if result is None:  # the rendezvous was closed by another node
+            record.exit_code = exit_codes.FAILED
+        elif result.state == WorkerState.SUCCEEDED:
+            record.exit_code = exit_codes.STOPPED_ON_REQUEST if agent.stopped_on_request else exit_codes.FINISHED
+        else:
+            log.error("the restart budget is spent (--max-restarts=%d): giving up", args.max_restarts)
+            record.exit_code = exit_codes.FAILED
+    except SignalException as exc:
+        shutdown_rdzv = False  # as torchrun: keep the rendezvous open for a relaunch
+        codes = agent.final_codes if agent is not None else {}
+        clean = stopped_exit_codes_ok(codes)
+        record.exit_code = exit_codes.STOPPED_ON_REQUEST if clean else exit_codes.FAILED
+        log.warning("%s received: workers %s", exc.sigval.name,
+                    "stopped cleanly" if clean else f"did not all stop cleanly (exit codes {codes})")
+        if record.current is not None and record.current.outcome == "running":
+            record.current.cause, record.current.outcome = f"{exc.sigval.name} to the launcher", "stopped"
+    except Exception as exc:  # rendezvous errors and the like: one line, the job failed
+        log.error("job failed: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
+        record.exit_code = exit_codes.FAILED
+    finally:
+        if agent is not None and agent._pcontext is not None:
+            agent._pcontext.kill_signal = signal.SIGKILL
+            agent._pcontext.close(signal.SIGKILL, 1)  # nothing of this job may outlive it
+        if rdzv_handler is not None and shutdown_rdzv:
+            rdzv_handler.shutdown()
+        if monitor is not None:
+            monitor.stop()
+    record.ended = time.monotonic()
+    _log_end(record)
+    return record
+
+
+def _log_end(record: JobRecord) -> None:
+    total = (record.ended or 0) - record.started
+    words = {0: "finished", 1: "failed", 75: "stopped on request (checkpoint saved; relaunch to continue)"}
+    log.info("%s %s after %.1f s, %d attempt(s), exit code %s", record.name,
+             words.get(record.exit_code, "ended"), total, len(record.attempts), record.exit_code)
+

@@ -1,0 +1,152 @@
+"""Elastic process contexts for the worker group: forked by the fork server, or started as processes.
+
+Both share one exit policy and one way to end the group. Exit 0 and exit 75 (stopped on request,
+checkpoint saved) both mean "done"; any other exit is a failure reported at once. Ending the group
+sends SIGTERM to every worker's process group (so data-loader children go too), waits a bounded
+grace, then sends the kill signal. Every worker runs in its own session with
+PR_SET_PDEATHSIG(SIGKILL), so a launcher killed outright leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from typing import Any
+
+from torch.distributed.elastic.multiprocessing.api import PContext, RunProcsResult
+from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+from torch.distributed.elastic.multiprocessing.subprocess_handler import SubprocessHandler
+
+from ft.exit_codes import STOPPED_ON_REQUEST
+from launcher.fork_server import ForkServer, set_parent_death_signal
+
+log = logging.getLogger("launcher")
+DONE_CODES = (0, STOPPED_ON_REQUEST)
+
+
+class WorkerGroupContext(PContext):
+    """Shared exit policy and group termination; subclasses start workers and report exit codes."""
+
+    kill_signal: signal.Signals = signal.SIGKILL
+
+    def exit_codes(self) -> dict[int, int | None]:
+        """Exit code per local rank, None while running (negative: ended by that signal)."""
+        raise NotImplementedError
+
+    def _poll(self) -> RunProcsResult | None:
+        codes = self.exit_codes()
+        pids = self.pids()
+        failures = {
+            rank: ProcessFailure(local_rank=rank, pid=pids[rank], exitcode=code, error_file=self.error_files[rank])
+            for rank, code in codes.items()
+            if code is not None and code not in DONE_CODES
+        }
+        if failures:
+            return RunProcsResult(failures=failures, stdouts=self.stdouts, stderrs=self.stderrs)
+        if all(code is not None for code in codes.values()):
+            result = RunProcsResult(return_values=dict.fromkeys(codes), stdouts=self.stdouts, stderrs=self.stderrs)
+            result.stopped_ranks = {rank for rank, code in codes.items() if code == STOPPED_ON_REQUEST}
+            return result
+        return None
+
+    def running(self) -> dict[int, int]:
+        codes = self.exit_codes()
+        return {rank: pid for rank, pid in self.pids().items() if codes.get(rank) is None}
+
+    def _signal_groups(self, sig: signal.Signals) -> None:
+        for pid in self.running().values():
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                pass
+            except PermissionError as exc:
+                log.warning("cannot signal worker pid %d: %s", pid, exc)
+
+    def _wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.running():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _close(self, death_sig: signal.Signals, timeout: float = 30) -> None:
+        if not self.running():
+            return
+        self._signal_groups(death_sig)
+        if not self._wait(timeout):
+            still = sorted(self.running().values())
+            log.warning("worker pid(s) %s still running %.1f s after %s; sending %s",
+                        still, timeout, death_sig.name, self.kill_signal.name)
+            self._signal_groups(self.kill_signal)
+            if self.kill_signal != signal.SIGKILL and not self._wait(timeout):
+                self._signal_groups(signal.SIGKILL)
+            if not self._wait(10.0):
+                log.error("worker pid(s) %s did not exit after SIGKILL (uninterruptible sleep?)",
+                          sorted(self.running().values()))
+        # Children of a worker (data loaders) may outlive it in its process group: end them too.
+        for pid in self.pids().values():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+class ForkedContext(WorkerGroupContext):
+    """Workers forked by the fork server from a process that has already imported torch."""
+
+    def __init__(self, *args: Any, fork_server: ForkServer, command: tuple[bool, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._server = fork_server
+        self._module, self._target = command
+        self._pids: dict[int, int] = {}
+
+    def _start(self) -> None:
+        requests = []
+        for rank in range(self.nprocs):
+            requests.append({
+                "argv": [self._target, *[str(a) for a in self.args[rank]]],
+                "module": self._module,
+                "env": {**os.environ, **self.envs[rank]},
+                "cwd": os.getcwd(),
+                "stdout": self.stdouts[rank] or None,
+                "stderr": self.stderrs[rank] or None,
+            })
+        self._pids = dict(enumerate(self._server.spawn(requests)))
+
+    def pids(self) -> dict[int, int]:
+        return dict(self._pids)
+
+    def exit_codes(self) -> dict[int, int | None]:
+        return {rank: self._server.exit_code(pid) for rank, pid in self._pids.items()}
+
+
+class _SessionHandler(SubprocessHandler):
+    def _popen(self, args: tuple, env: dict[str, str]) -> subprocess.Popen:
+        # preexec_fn runs between fork and exec; it only calls prctl, which takes no locks.
+        return subprocess.Popen(args=args, env=env, stdout=self._stdout, stderr=self._stderr,
+                                start_new_session=True, preexec_fn=set_parent_death_signal)
+
+
+class ProcessContext(WorkerGroupContext):
+    """Workers started as fresh processes (``--no-fork-server``, ``--no-python``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handlers: dict[int, _SessionHandler] = {}
+
+    def _start(self) -> None:
+        for rank in range(self.nprocs):
+            self._handlers[rank] = _SessionHandler(
+                entrypoint=self.entrypoint, args=self.args[rank], env=self.envs[rank],
+                stdout=self.stdouts[rank], stderr=self.stderrs[rank], local_rank_id=rank, numa_options=None,
+            )
+
+    def pids(self) -> dict[int, int]:
+        return {rank: handler.proc.pid for rank, handler in self._handlers.items()}
+
+    def exit_codes(self) -> dict[int, int | None]:
+        return {rank: handler.proc.poll() for rank, handler in self._handlers.items()}

@@ -1,0 +1,140 @@
+"""Turn the command line into job plans: checked inputs, composed config, settings, run directory, script args.
+
+Everything here runs before any worker starts, and every mistake becomes a UsageError (exit 2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher import hydra_config, multirun
+from launcher.args import LaunchArgs, UsageError, parse_nnodes
+from launcher.ft_settings import FtSettings, resolve
+
+_PLAIN = re.compile(r"^[\w/.\-+]+$")
+
+
+@dataclass
+class JobPlan:
+    """One fault-tolerant job: what to run and with which settings."""
+
+    name: str
+    script_args: list[str]
+    settings: FtSettings
+    run_dir: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+
+
+def quote(value: str) -> str:
+    """A string as a Hydra override value: bare when the grammar allows it, else single-quoted."""
+    if _PLAIN.match(value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def check_inputs(args: LaunchArgs) -> int:
+    """Validate what torchrun would only find out later; returns the local world size."""
+    script = args.training_script
+    if args.module:
+        try:
+            found = importlib.util.find_spec(script) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UsageError(f"module not found: {script}")
+    elif args.no_python:
+        if not (shutil.which(script) or os.path.isfile(script)):
+            raise UsageError(f"program not found: {script}")
+    elif not os.path.isfile(script):
+        raise UsageError(f"script not found: {script}")
+    parse_nnodes(args.nnodes)
+    if args.max_restarts < 0:
+        raise UsageError(f"--max-restarts must be >= 0, got {args.max_restarts}")
+    if args.monitor_interval <= 0:
+        raise UsageError(f"--monitor-interval must be > 0, got {args.monitor_interval}")
+    if args.term_timeout < 0:
+        raise UsageError(f"--term-timeout must be >= 0, got {args.term_timeout}")
+    return local_world_size(args.nproc_per_node)
+
+
+def local_world_size(text: str) -> int:
+    if str(text).isdigit():
+        if int(text) < 1:
+            raise UsageError(f"--nproc-per-node must be at least 1, got {text}")
+        return int(text)
+    if text in ("auto", "cpu"):
+        return os.cpu_count() or 1
+    if text == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--nproc-per-node=gpu: CUDA is not available")
+        return torch.cuda.device_count()
+    raise UsageError(f"--nproc-per-node: expected a number, auto, cpu or gpu, got {text!r}")
+
+
+def plan_jobs(args: LaunchArgs) -> list[JobPlan]:
+    script_args = list(args.training_script_args)
+    name = Path(args.training_script).stem if not args.module else args.training_script.split(".")[-1]
+
+    def settings_for(section, overrides: list[str], config_file: str | None) -> FtSettings:
+        return resolve(section, overrides, config_file, args.ft_cfg_path, args.ft_flags, args.ft_flag_spelling)
+
+    path = None if args.no_python else hydra_config.script_file(args.training_script, args.module)
+    split = hydra_config.split_script_args(script_args)
+    location = hydra_config.locate(path, split) if path is not None else None
+    if location is None:  # not a Hydra app: flags, --ft-cfg-path and defaults only; arguments untouched
+        return [JobPlan(name, script_args, settings_for(None, [], None))]
+
+    passthrough = _hydra_flag_args(script_args)
+    cwd = Path.cwd()
+    if not split.multirun:
+        cfg = hydra_config.compose(location, split.overrides, name)
+        run_dir = hydra_config.resolve_dir(cfg, "run.dir", cwd).resolve()
+        return [_hydra_job(name, cfg, location, split.overrides, passthrough, run_dir, settings_for)]
+    base = hydra_config.compose(location, multirun.non_sweep(split.overrides), name)
+    sweep_dir = hydra_config.resolve_dir(base, "sweep.dir", cwd).resolve()
+    plans = []
+    for number, overrides in enumerate(multirun.expand(split.overrides, base)):
+        cfg = hydra_config.compose(location, overrides, name)
+        run_dir = hydra_config.resolve_dir(cfg, "sweep.subdir", sweep_dir, number,
+                                           multirun.override_dirname(overrides)).resolve()
+        plan = _hydra_job(f"{name} #{number}", cfg, location, overrides, passthrough, run_dir, settings_for)
+        plans.append(plan)
+    return plans
+
+
+def _hydra_job(name, cfg, location, overrides, passthrough, run_dir, settings_for) -> JobPlan:
+    from omegaconf import OmegaConf
+
+    section = OmegaConf.select(cfg, "fault_tolerance", default=None)
+    choice = OmegaConf.select(cfg, "hydra.runtime.choices.fault_tolerance", default=None)
+    config_file = None
+    if location.config_dir is not None and choice:
+        config_file = _display(location.config_dir / "fault_tolerance" / f"{choice}.yaml")
+    settings = settings_for(section, overrides, config_file)
+    args = [*passthrough, *overrides, *settings.worker_overrides, f"hydra.run.dir={quote(str(run_dir))}"]
+    return JobPlan(name, args, settings, run_dir, overrides)
+
+
+def _hydra_flag_args(script_args: list[str]) -> list[str]:
+    """The script's Hydra flags (-cp, -cn, ...) to hand on unchanged, without -m/--multirun."""
+    split = hydra_config.split_script_args(script_args)
+    out = []
+    for flag, value in split.flags.items():
+        if flag == "--multirun":
+            continue
+        out.append(flag if value is None else f"{flag}={value}")
+    return out
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,115 @@
+"""What ft_launcher tells people: rich logging (plain lines when not a terminal), settings and summary tables."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("launcher")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    root = logging.getLogger()
+    if any(getattr(h, "_ft_launcher", False) for h in root.handlers):
+        return
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, markup=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[ft_launcher %(asctime)s] %(levelname)s %(message)s", "%H:%M:%S"))
+    handler._ft_launcher = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # torch.distributed.elastic is chatty at INFO
+    for name in ("launcher", "ft"):
+        logging.getLogger(name).setLevel(level)
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A rich table on a terminal; aligned plain text otherwise (logs, CI)."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        grid = Table(title=title, title_justify="left")
+        for column in columns:
+            grid.add_column(column)
+        for row in rows:
+            grid.add_row(*row)
+        Console(stderr=True).print(grid)
+        return
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    lines = [title, "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+
+def settings_table(values: dict, sources: dict[str, str], enabled: bool) -> None:
+    rows = [[key, _fmt(value), sources.get(key, "")] for key, value in values.items()]
+    table("fault tolerance (effective)", ["key", "value", "source"], rows)
+    if not enabled:
+        log.warning("fault_tolerance.enabled is false: no hang detection; crashes still restart the workers")
+        return
+    off = [key for key in ("initial_rank_heartbeat_timeout", "rank_heartbeat_timeout") if values[key] is None]
+    if off:
+        log.warning("%s %s null: hang detection is off until timeouts are calibrated",
+                    " and ".join(off), "is" if len(off) == 1 else "are")
+
+
+def _fmt(value) -> str:
+    return "null" if value is None else str(value)
+
+
+@dataclass
+class Attempt:
+    number: int
+    world_size: int
+    started: float
+    first_failure: float | None = None
+    ended: float | None = None
+    cause: str = "running"
+    outcome: str = "running"
+
+
+@dataclass
+class JobRecord:
+    """The story of one fault-tolerant job, for the summary table."""
+
+    name: str
+    run_dir: Path | None = None
+    started: float = field(default_factory=time.monotonic)
+    attempts: list[Attempt] = field(default_factory=list)
+    exit_code: int | None = None
+    ended: float | None = None
+
+    def begin(self, number: int, world_size: int) -> Attempt:
+        attempt = Attempt(number, world_size, time.monotonic())
+        self.attempts.append(attempt)
+        return attempt
+
+    @property
+    def current(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def time_lost(self) -> float:
+        """Time spent in attempts that did not finish: their run time plus teardown and restart."""
+        lost = 0.0
+        for this, following in zip(self.attempts, self.attempts[1:], strict=False):
+            lost += following.started - this.started
+        return lost
+
+
+def summary_table(jobs: list[JobRecord]) -> None:
+    rows = []
+    for job in jobs:
+        causes = "; ".join(f"#{a.number}: {a.cause}" for a in job.attempts if a.outcome == "failed") or "-"
+        total = (job.ended or time.monotonic()) - job.started
+        rows.append([job.name, str(len(job.attempts)), causes, f"{job.time_lost():.1f} s", f"{total:.1f} s",
+                     str(job.exit_code)])
+    table("ft_launcher summary", ["job", "attempts", "causes", "time lost", "total", "exit"], rows)

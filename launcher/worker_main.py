@@ -1,0 +1,85 @@
+"""Inside a worker forked by the fork server: become ``python [-m] script args`` with the worker's environment."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import traceback
+
+
+def _redirect(path: str | None, fd: int) -> None:
+    if path:
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+
+
+def _exit_status(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def run_worker(request: dict) -> int:
+    """Run the script described by ``request``; return the process exit code (as ``python`` would)."""
+    _redirect(request.get("stdout"), 1)
+    _redirect(request.get("stderr"), 2)
+    # Like ``python -u`` (what torchrun uses): output reaches logs and consoles line by line.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True, write_through=True)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    _apply_thread_limits()
+    argv = list(request["argv"])
+    code = 0
+    try:
+        if request.get("module"):
+            sys.argv = [argv[0], *argv[1:]]
+            sys.path[0:0] = [request["cwd"]]
+            runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+        else:
+            script = os.path.abspath(argv[0])
+            sys.argv = [script, *argv[1:]]
+            sys.path[0:0] = [os.path.dirname(script)]
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        code = _exit_status(exc)
+    except BaseException:  # what the interpreter would print for an uncaught exception
+        traceback.print_exc()
+        code = 1
+    _finish()
+    return code
+
+
+def _apply_thread_limits() -> None:
+    # The zygote imported torch before this worker's OMP_NUM_THREADS existed; apply it now.
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def _finish() -> None:
+    """What interpreter shutdown does for a script: wait for its threads, run atexit, flush."""
+    import atexit
+    import threading
+
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except Exception:
+        pass
+    try:
+        atexit._run_exitfuncs()
+    except Exception:
+        traceback.print_exc()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
