@@ -52,6 +52,7 @@ class RankMonitor:
         self._commands: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
         self._conns: dict[socket.socket, Connection] = {}
         self._attempt = 0
+        self._publish_lock = threading.Lock()
         self._generation = 0
         logging.getLogger("ft.monitor").setLevel(config.log_level)
 
@@ -90,11 +91,9 @@ class RankMonitor:
     def reset(self) -> None:
         """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
         self._command("reset")
-        while True:
-            try:
+        with self._publish_lock:
+            while not self.events.empty():
                 self.events.get_nowait()
-            except queue.Empty:
-                return
 
     def stop(self) -> None:
         """Stop the thread, close every connection and remove the private directory."""
@@ -223,17 +222,30 @@ class RankMonitor:
             if event is not None:
                 conn.rank.done = True  # at most one event per rank and attempt
                 found.append((event, conn.rank.stack_file))
-        if not found:
-            return
-        captured = capture_stacks([(event.pid, path) for event, path in found if path is not None])
-        for event, path in found:
-            event = dataclasses.replace(event, stack_file=path if path in captured else None)
-            log.warning("%s", event.describe())
-            self.events.put(event)
+        if found:
+            # Stack capture waits (bounded) for the dumps; off this thread, so deadlines of other
+            # ranks are still checked on time even when a hung rank never writes its stacks.
+            args = (found, self._attempt)
+            threading.Thread(target=self._report, args=args, name="ft-stack-capture", daemon=True).start()
+
+    def _report(self, found: list[tuple[RankEvent, Path | None]], attempt: int) -> None:
+        try:
+            captured = capture_stacks([(event.pid, path) for event, path in found if path is not None])
+        except Exception:
+            log.exception("rank monitor: stack capture failed; reporting without stacks")
+            captured = set()
+        with self._publish_lock:
+            if attempt != self._attempt:
+                return  # reset() happened meanwhile: these ranks belong to a finished attempt
+            for event, path in found:
+                event = dataclasses.replace(event, stack_file=path if path in captured else None)
+                log.warning("%s", event.describe())
+                self.events.put(event)
 
     def _reset(self) -> None:
         self._close_ranks()
-        self._attempt += 1
+        with self._publish_lock:
+            self._attempt += 1
         if self._heartbeats.used > self._heartbeats.capacity // 2:
             # Slots are never reused within a file; start a fresh one while no rank uses the old.
             self._heartbeats.close()
