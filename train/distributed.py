@@ -53,13 +53,27 @@ def setup(timeout_s: float = 1800.0) -> DistributedContext:
         backend = "gloo"
     distributed = launched_distributed()
     if distributed and not dist.is_initialized():
+        timeout = datetime.timedelta(seconds=timeout_s)
         dist.init_process_group(
-            backend=backend,
-            timeout=datetime.timedelta(seconds=timeout_s),
-            device_id=device if device.type == "cuda" else None,
+            backend=backend, store=_attempt_store(world_size, timeout), rank=rank, world_size=world_size,
+            timeout=timeout, device_id=device if device.type == "cuda" else None,
         )
         log.debug("joined process group: backend=%s rank=%d/%d", backend, rank, world_size)
     return DistributedContext(rank, local_rank, world_size, device, distributed)
+
+
+def _attempt_store(world_size: int, timeout: datetime.timedelta) -> dist.Store:
+    """The launcher's key-value store, under a prefix of its own for this attempt.
+
+    torch.distributed.elastic shares one TCPStore across restarts; without a prefix, a restarted
+    rank reads the addresses its peers published in the failed attempt and gloo's connect fails.
+    """
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
+        is_master=os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" and os.environ.get("RANK") == "0",
+        timeout=timeout,
+    )
+    return dist.PrefixStore(f"pulsetrain/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def teardown(ctx: DistributedContext) -> None:
