@@ -100,8 +100,7 @@ class FaultTolerantAgent(LocalElasticAgent):
             return RunResult(state=WorkerState.UNHEALTHY)
         result = super()._monitor_workers(worker_group)
         if result.state == WorkerState.FAILED and result.failures:
-            first = min(result.failures.values(), key=lambda f: f.timestamp)
-            rank = next(g for g, f in result.failures.items() if f is first)
+            rank, first = self._first_failure(result)
             how = (f"was killed by {signal.Signals(-first.exitcode).name}" if first.exitcode < 0
                    else f"exited with code {first.exitcode}")
             self._fail_attempt(f"rank {rank} crashed ({'signal' if first.exitcode < 0 else 'exit'} "
@@ -112,6 +111,15 @@ class FaultTolerantAgent(LocalElasticAgent):
             self.stopped_on_request = any(code == DONE_CODES[1] for code in codes.values())
             self._end_attempt("stopped on request" if self.stopped_on_request else "finished", "ok")
         return result
+
+    def _first_failure(self, result: RunResult):
+        by_local = {f.local_rank: (g, f) for g, f in result.failures.items()}
+        order = self._pcontext.exit_order() if isinstance(self._pcontext, WorkerGroupContext) else []
+        for local in order:
+            if local in by_local:
+                return by_local[local]
+        first = min(result.failures.values(), key=lambda f: f.timestamp)
+        return by_local[first.local_rank]
 
     def _next_event(self):
         monitor = self._launch.monitor

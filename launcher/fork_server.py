@@ -110,10 +110,10 @@ class ForkServer:
         with self._lock:
             return self.exit_codes.get(pid)
 
-    def forget(self, pids) -> None:
+    def exit_order(self) -> list[int]:
+        """Pids in the order the zygote reaped them."""
         with self._lock:
-            for pid in pids:
-                self.exit_codes.pop(pid, None)
+            return list(self.exit_codes)
 
     @property
     def alive(self) -> bool:

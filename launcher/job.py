@@ -6,8 +6,10 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from torch.distributed.elastic.agent.server.api import WorkerSpec, WorkerState
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
@@ -75,6 +77,15 @@ def _logs_specs(args: LaunchArgs, plan: JobPlan) -> DefaultLogsSpecs:
                             local_ranks_filter=ranks)
 
 
+def _stack_dir(args: LaunchArgs, plan: JobPlan) -> Path:
+    """Where hung ranks' stacks are kept after the job: the run directory, else --log-dir, else a temp dir."""
+    if plan.run_dir is not None:
+        return plan.run_dir / "stacks"
+    if args.log_dir:
+        return Path(args.log_dir) / "stacks"
+    return Path(tempfile.mkdtemp(prefix="ft_launcher_stacks_"))
+
+
 def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer | None) -> JobRecord:
     """Run ``plan`` to its end; the record holds the attempts and the exit code."""
     record = JobRecord(plan.name, plan.run_dir)
@@ -95,7 +106,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         if settings.config.enabled:
             from ft.monitor import RankMonitor
 
-            stack_dir = plan.run_dir / "stacks" if plan.run_dir is not None else None
+            stack_dir = _stack_dir(args, plan)
             monitor = RankMonitor(settings.config, stack_dir=stack_dir, sources=settings.sources)
             monitor.start()
         entrypoint, worker_args = _command(args, plan)

@@ -52,6 +52,10 @@ class WorkerGroupContext(PContext):
             return result
         return None
 
+    def exit_order(self) -> list[int]:
+        """Local ranks in the order they exited, as far as known (the first is the likely cause)."""
+        return [rank for rank, code in self.exit_codes().items() if code is not None]
+
     def running(self) -> dict[int, int]:
         codes = self.exit_codes()
         return {rank: pid for rank, pid in self.pids().items() if codes.get(rank) is None}
@@ -73,26 +77,33 @@ class WorkerGroupContext(PContext):
             time.sleep(0.005)
         return True
 
-    def _close(self, death_sig: signal.Signals, timeout: float = 30) -> None:
-        if not self.running():
-            return
+    def _end_running(self, death_sig: signal.Signals, timeout: float) -> None:
         self._signal_groups(death_sig)
-        if not self._wait(timeout):
-            still = sorted(self.running().values())
-            log.warning("worker pid(s) %s still running %.1f s after %s; sending %s",
-                        still, timeout, death_sig.name, self.kill_signal.name)
-            self._signal_groups(self.kill_signal)
-            if self.kill_signal != signal.SIGKILL and not self._wait(timeout):
-                self._signal_groups(signal.SIGKILL)
-            if not self._wait(10.0):
-                log.error("worker pid(s) %s did not exit after SIGKILL (uninterruptible sleep?)",
-                          sorted(self.running().values()))
+        if self._wait(timeout):
+            return
+        still = sorted(self.running().values())
+        log.warning("worker pid(s) %s still running %.1f s after %s; sending %s",
+                    still, timeout, death_sig.name, self.kill_signal.name)
+        self._signal_groups(self.kill_signal)
+        if self.kill_signal != signal.SIGKILL and not self._wait(timeout):
+            self._signal_groups(signal.SIGKILL)
+        if not self._wait(10.0):
+            log.error("worker pid(s) %s did not exit after SIGKILL (uninterruptible sleep?)",
+                      sorted(self.running().values()))
+
+    def _close(self, death_sig: signal.Signals, timeout: float = 30) -> None:
+        if self.running():
+            self._end_running(death_sig, timeout)
         # Children of a worker (data loaders) may outlive it in its process group: end them too.
         for pid in self.pids().values():
             try:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
+        self._release()
+
+    def _release(self) -> None:
+        """Free what the workers held once they are gone (files, bookkeeping)."""
 
 
 class ForkedContext(WorkerGroupContext):
@@ -108,7 +119,7 @@ class ForkedContext(WorkerGroupContext):
         requests = []
         for rank in range(self.nprocs):
             requests.append({
-                "argv": [self._target, *[str(a) for a in self.args[rank]]],
+                "argv": [self._target, *self._script_args(self.args[rank])],
                 "module": self._module,
                 "env": {**os.environ, **self.envs[rank]},
                 "cwd": os.getcwd(),
@@ -117,11 +128,24 @@ class ForkedContext(WorkerGroupContext):
             })
         self._pids = dict(enumerate(self._server.spawn(requests)))
 
+    def _script_args(self, args: tuple) -> list[str]:
+        # Elastic's arguments are python's: ("-u", ["-m",] target, *script args); the fork already is python.
+        rest = [str(a) for a in args]
+        while rest and rest[0] in ("-u", "-m"):
+            rest.pop(0)
+        if not rest or rest[0] != self._target:
+            raise ValueError(f"unexpected worker arguments {args!r} for {self._target}")
+        return rest[1:]
+
     def pids(self) -> dict[int, int]:
         return dict(self._pids)
 
     def exit_codes(self) -> dict[int, int | None]:
         return {rank: self._server.exit_code(pid) for rank, pid in self._pids.items()}
+
+    def exit_order(self) -> list[int]:
+        rank_of = {pid: rank for rank, pid in self._pids.items()}
+        return [rank_of[pid] for pid in self._server.exit_order() if pid in rank_of]
 
 
 class _SessionHandler(SubprocessHandler):
@@ -150,3 +174,9 @@ class ProcessContext(WorkerGroupContext):
 
     def exit_codes(self) -> dict[int, int | None]:
         return {rank: handler.proc.poll() for rank, handler in self._handlers.items()}
+
+    def _release(self) -> None:
+        for handler in self._handlers.values():
+            for stream in (handler._stdout, handler._stderr):
+                if stream is not None:
+                    stream.close()

@@ -24,10 +24,17 @@ def setup_logging(level: int = logging.INFO) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("[ft_launcher %(asctime)s] %(levelname)s %(message)s", "%H:%M:%S"))
     handler._ft_launcher = True  # type: ignore[attr-defined]
+    handler.addFilter(_drop_monitor_event_lines)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # torch.distributed.elastic is chatty at INFO
     for name in ("launcher", "ft"):
         logging.getLogger(name).setLevel(level)
+
+
+def _drop_monitor_event_lines(record: logging.LogRecord) -> bool:
+    # The monitor logs each RankEvent as it finds it; the launcher logs the same event with what it
+    # does about it (and the stack), so one line per event is enough.
+    return not (record.name == "ft.monitor" and record.levelno == logging.WARNING and record.msg == "%s")
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]) -> None:

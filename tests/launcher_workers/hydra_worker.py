@@ -6,6 +6,7 @@ from pathlib import Path
 
 import behaviour
 import hydra
+import hydra.core.hydra_config
 from omegaconf import OmegaConf
 
 from ft import register_configs
