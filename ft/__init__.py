@@ -8,9 +8,10 @@ from ft.client import RankMonitorClient
 from ft.config import FaultToleranceConfig, FaultToleranceConfigError, register_configs
 from ft.errors import RankMonitorClientError, RankMonitorError, RankMonitorStateError
 from ft.events import RankEvent
-from ft.monitor import ENDPOINT_ENV, RankMonitor
+from ft.monitor import RankMonitor
 from ft.preemption import PreemptionGuard
 from ft.timeouts import HeartbeatTimeouts
+from ft.wire import ENDPOINT_ENV
 
 __all__ = [
     "ENDPOINT_ENV",

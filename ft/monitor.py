@@ -1,13 +1,13 @@
 """The node-side rank monitor: accepts ranks, watches their heartbeat deadlines, reports events.
 
 It runs as one thread inside its owner (the launcher). All sockets and rank state belong to that
-thread; ``reset()`` and ``stop()`` are handed to it as commands, so nothing needs a lock. The
-monitor only reports (``events``); its owner decides what to end.
+thread; ``reset()`` and ``stop()`` are handed to it as commands, so rank state needs no lock
+(publishing events does: see ft/event_publisher.py). The monitor only reports (``events``); its
+owner decides what to end.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import queue
@@ -20,15 +20,14 @@ from pathlib import Path
 
 from ft.config import FaultToleranceConfig
 from ft.errors import RankMonitorError
+from ft.event_publisher import EventPublisher
 from ft.events import RankEvent
 from ft.heartbeat_slots import HeartbeatFile
-from ft.monitor_requests import Connection, RequestHandler, RequestRefused, peer_credentials
+from ft.monitor_requests import Connection, RequestHandler, RequestRefused, accept_connections
 from ft.private_dir import SOCKET_NAME, make_private_dir
-from ft.stacks import capture_stacks
-from ft.wire import MAX_MESSAGE_BYTES, ProtocolError, encode
+from ft.wire import ENDPOINT_ENV, MAX_MESSAGE_BYTES, ProtocolError, encode
 
 log = logging.getLogger("ft.monitor")
-ENDPOINT_ENV = "PULSETRAIN_FT_ENDPOINT"
 _COMMAND_WAIT = 10.0
 
 
@@ -44,15 +43,14 @@ class RankMonitor:
         self.config = config
         self.stack_dir = Path(stack_dir) if stack_dir is not None else None
         self.sources = dict(sources or {})
-        self.events: queue.Queue[RankEvent] = queue.Queue()
+        self._publisher = EventPublisher()
+        self.events: queue.Queue[RankEvent] = self._publisher.events
         self.endpoint: Path | None = None
         self._dir: Path | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._commands: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
         self._conns: dict[socket.socket, Connection] = {}
-        self._attempt = 0
-        self._publish_lock = threading.Lock()
         self._generation = 0
         logging.getLogger("ft.monitor").setLevel(config.log_level)
 
@@ -71,7 +69,7 @@ class RankMonitor:
         self._server.setblocking(False)
         self._heartbeats = HeartbeatFile(self._dir / "heartbeats-0.bin")
         self._handler = RequestHandler(
-            self.config, self.sources, stacks, lambda: self._heartbeats, lambda: self._attempt
+            self.config, self.sources, stacks, lambda: self._heartbeats, lambda: self._publisher.attempt
         )
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -91,9 +89,7 @@ class RankMonitor:
     def reset(self) -> None:
         """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
         self._command("reset")
-        with self._publish_lock:
-            while not self.events.empty():
-                self.events.get_nowait()
+        self._publisher.discard_pending()
 
     def stop(self) -> None:
         """Stop the thread, close every connection and remove the private directory."""
@@ -118,7 +114,8 @@ class RankMonitor:
     # ------------------------------------------------------------------ monitor thread
     def _command(self, name: str) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._attempt += 1 if name == "reset" else 0
+            if name == "reset":
+                self._publisher.next_attempt()
             return
         done = threading.Event()
         self._commands.put((name, done))
@@ -155,20 +152,9 @@ class RankMonitor:
             self._receive(key.data)
 
     def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self._server.accept()
-            except BlockingIOError:
-                return
-            credentials = peer_credentials(sock)
-            if credentials is not None and credentials[1] != os.getuid():
-                log.warning("refused a connection from uid %d (pid %d)", credentials[1], credentials[0])
-                sock.close()
-                continue
-            sock.setblocking(False)
-            conn = Connection(sock, credentials[0] if credentials else None)
-            self._conns[sock] = conn
-            self._selector.register(sock, selectors.EVENT_READ, conn)
+        for conn in accept_connections(self._server):
+            self._conns[conn.sock] = conn
+            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
 
     def _receive(self, conn: Connection) -> None:
         try:
@@ -203,9 +189,7 @@ class RankMonitor:
         self._forget(conn)
         if conn.rank is not None and not conn.rank.done:
             conn.rank.done = True
-            event = conn.rank.disconnected(self._heartbeats)
-            log.warning("%s", event.describe())
-            self.events.put(event)
+            self._publisher.publish(conn.rank.disconnected(self._heartbeats), self._publisher.attempt)
 
     def _forget(self, conn: Connection) -> None:
         self._conns.pop(conn.sock, None)
@@ -223,29 +207,11 @@ class RankMonitor:
                 conn.rank.done = True  # at most one event per rank and attempt
                 found.append((event, conn.rank.stack_file))
         if found:
-            # Stack capture waits (bounded) for the dumps; off this thread, so deadlines of other
-            # ranks are still checked on time even when a hung rank never writes its stacks.
-            args = (found, self._attempt)
-            threading.Thread(target=self._report, args=args, name="ft-stack-capture", daemon=True).start()
-
-    def _report(self, found: list[tuple[RankEvent, Path | None]], attempt: int) -> None:
-        try:
-            captured = capture_stacks([(event.pid, path) for event, path in found if path is not None])
-        except Exception:
-            log.exception("rank monitor: stack capture failed; reporting without stacks")
-            captured = set()
-        with self._publish_lock:
-            if attempt != self._attempt:
-                return  # reset() happened meanwhile: these ranks belong to a finished attempt
-            for event, path in found:
-                event = dataclasses.replace(event, stack_file=path if path in captured else None)
-                log.warning("%s", event.describe())
-                self.events.put(event)
+            self._publisher.report_hangs(found)
 
     def _reset(self) -> None:
         self._close_ranks()
-        with self._publish_lock:
-            self._attempt += 1
+        self._publisher.next_attempt()
         if self._heartbeats.used > self._heartbeats.capacity // 2:
             # Slots are never reused within a file; start a fresh one while no rank uses the old.
             self._heartbeats.close()

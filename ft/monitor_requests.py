@@ -43,6 +43,23 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int] | None:
     return pid, uid
 
 
+def accept_connections(server: socket.socket) -> list[Connection]:
+    """Accept every pending connection from this user (others cannot reach the 0700 directory anyway)."""
+    accepted = []
+    while True:
+        try:
+            sock, _ = server.accept()
+        except BlockingIOError:
+            return accepted
+        credentials = peer_credentials(sock)
+        if credentials is not None and credentials[1] != os.getuid():
+            log.warning("refused a connection from uid %d (pid %d)", credentials[1], credentials[0])
+            sock.close()
+            continue
+        sock.setblocking(False)
+        accepted.append(Connection(sock, credentials[0] if credentials else None))
+
+
 def _int(message: dict[str, Any], key: str, minimum: int = 0) -> int:
     value = message.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

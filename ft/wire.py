@@ -12,6 +12,8 @@ import socket
 import time
 from typing import Any
 
+# Set by the launcher in every worker's environment: the monitor's Unix socket path.
+ENDPOINT_ENV = "PULSETRAIN_FT_ENDPOINT"
 # Bump when a message changes meaning; the monitor refuses clients speaking another version.
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024

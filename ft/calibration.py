@@ -1,0 +1,56 @@
+"""Timeout calibration: agree across ranks on the longest observed intervals, then apply the merge rule.
+
+One all-reduce (MAX) carries readiness, the measured intervals and each rank's previous calculated
+timeouts, so every rank takes the same branch and ends with the same values even when only some
+ranks had loaded a state dict. The merge rule is in ft/timeouts.py.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ft.distributed import all_reduce_max
+from ft.errors import RankMonitorClientError
+from ft.timeouts import HeartbeatTimeouts, merge_calculated
+
+log = logging.getLogger("ft.client")
+
+
+def calibrate(
+    heartbeats: int,
+    first_wait: float,
+    max_gap: float,
+    previous: HeartbeatTimeouts | None,
+    safety_factor: float,
+    skip_if_not_ready: bool,
+    rank: int,
+) -> HeartbeatTimeouts | None:
+    """Collective. Intervals in seconds; None when some rank is not ready and skipping is allowed."""
+    previous = previous if previous is not None and previous.were_calculated else HeartbeatTimeouts()
+    not_ready, first_wait, max_gap, prev_initial, prev_subsequent = all_reduce_max(
+        [
+            0.0 if heartbeats >= 2 else 1.0,
+            first_wait,
+            max_gap,
+            previous.initial or 0.0,
+            previous.subsequent or 0.0,
+        ]
+    )
+    if not_ready:
+        if skip_if_not_ready:
+            log.debug("calibration skipped: some rank has seen fewer than two heartbeats")
+            return None
+        raise RankMonitorClientError(
+            f"calculate_and_set_hb_timeouts() needs at least two heartbeats on every rank since "
+            f"init_workload_monitoring(); this rank has {heartbeats}. Call it later in training, "
+            f"or pass skip_if_not_ready=True"
+        )
+    agreed_previous = HeartbeatTimeouts(prev_initial or None, prev_subsequent or None, prev_subsequent > 0)
+    calculated = merge_calculated(agreed_previous, first_wait, max_gap, safety_factor)
+    log.log(
+        logging.INFO if rank == 0 else logging.DEBUG,
+        "calculated heartbeat timeouts: initial %.1f s (longest wait for a first heartbeat %.3f s x %g), "
+        "per-step %.1f s (longest gap between heartbeats %.3f s x %g)",
+        calculated.initial, first_wait, safety_factor, calculated.subsequent, max_gap, safety_factor,
+    )  # fmt: skip
+    return calculated
