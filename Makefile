@@ -20,7 +20,11 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create .venv and install pulsetrain with its dev extras
 
 demo: $(VENV)/.installed ## 2 ranks on CPU, a hang injected in attempt 0: detection, restart, resume
-	$(PY) -m launcher.demo
+	@echo "demo: 2 ranks train 300 steps (checkpoint every 50). At step 120 rank 1 hangs (attempt 0 only)."
+	@echo "      Watch ft_launcher find the silent rank within ~2 s, restart both ranks, and resume from step 100."
+	$(VENV)/bin/ft_launcher --standalone --nproc-per-node=2 --max-restarts=2 train.py \
+	    fault=hang fault.rank=1 fault.step=120 fault_tolerance=demo \
+	    trainer.max_steps=300 trainer.log_every=25 trainer.val_every=100 checkpoint.every=50
 
 test: $(VENV)/.installed ## unit and integration tests (real ft_launcher processes on gloo)
 	$(PY) -m pytest

@@ -150,8 +150,9 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
             if step < max_steps and session.should_stop():
                 if last_saved != step:
                     save(step)
-                log.warning("stopped on request after step %d (checkpoint saved); relaunch with the same "
-                            "run dir to continue: hydra.run.dir=%s", step, run_dir)
+                log.log(logging.WARNING if ctx.is_main else logging.INFO,
+                        "stopped on request after step %d (checkpoint saved); relaunch with the same "
+                        "run dir to continue: hydra.run.dir=%s", step, run_dir)
                 return STOPPED_ON_REQUEST
     finally:
         report.close()
