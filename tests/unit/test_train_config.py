@@ -1,0 +1,79 @@
+"""Every config group option composes and resolves; the run-dir and .hydra policies hold."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+import train
+from tests.conftest import CONF_DIR
+
+GROUPS = ["model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "debug", "experiment"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("override", [f"{g}={o}" for g in GROUPS for o in options(g)])
+def test_every_option_composes_and_resolves(compose_config, override, tmp_path):
+    cfg = compose_config(override, f"run_dir={tmp_path}")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["run_dir"] == str(tmp_path)
+    for key in ("model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "criterion"):
+        assert key in resolved
+
+
+def test_primary_config_lists_self_first_and_has_off_switches():
+    defaults = OmegaConf.load(CONF_DIR / "train.yaml").defaults
+    assert defaults[0] == "_self_"
+    assert {"debug": None} in defaults and {"experiment": None} in defaults
+
+
+def test_fault_tolerance_values_are_validated_before_training(compose_config, tmp_path):
+    cfg = compose_config("fault_tolerance.rank_heartbeat_timeout=-1", f"run_dir={tmp_path}")
+    with pytest.raises(train.USER_ERRORS, match="rank_heartbeat_timeout"):
+        train.run(cfg)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_bad_training_values_are_user_errors(compose_config, tmp_path):
+    for override, key in (("fault.kind=bogus", "fault.kind"), ("trainer.max_steps=0", "trainer.max_steps"),
+                          ("checkpoint.keep_last=0", "checkpoint.keep_last")):
+        with pytest.raises(train.USER_ERRORS, match=key):
+            train.run(compose_config(override, f"run_dir={tmp_path}"))
+
+
+def test_run_dir_uses_only_builtin_resolvers_and_env_wins(compose_config, monkeypatch):
+    cfg = compose_config(return_hydra_config=True)
+    run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
+    assert "rank_zero_only" not in run_dir and "${oc.env:PULSETRAIN_RUN_DIR" in run_dir
+    monkeypatch.setenv("PULSETRAIN_RUN_DIR", "/abs/run")
+    assert compose_config(return_hydra_config=True).hydra.run.dir == "/abs/run"
+    monkeypatch.delenv("PULSETRAIN_RUN_DIR")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job42")
+    assert compose_config(return_hydra_config=True).hydra.run.dir == "outputs/job42"
+
+
+@pytest.mark.parametrize("rank,expected", [("0", ".hydra"), ("1", None)])
+def test_only_rank_zero_writes_hydra_subdir(compose_config, monkeypatch, rank, expected):
+    monkeypatch.setenv("RANK", rank)
+    assert compose_config(return_hydra_config=True).hydra.output_subdir == expected
+
+
+def test_per_rank_log_file(compose_config, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    cfg = compose_config(return_hydra_config=True)
+    cfg.hydra.runtime.output_dir = "/r"
+    assert cfg.hydra.job_logging.handlers.file.filename == "/r/train_rank1.log"
+    assert os.environ["RANK"] == "1"
+
+
+def test_experiment_switches_model_and_optimizer(compose_config, tmp_path):
+    cfg = compose_config("experiment=conv1d_sgd", f"run_dir={tmp_path}")
+    assert cfg.model._target_ == "train.models.Conv1dNet"
+    assert cfg.optim.optimizer._target_ == "torch.optim.SGD"
+    assert Path(cfg.run_dir) == tmp_path
