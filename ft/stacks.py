@@ -29,9 +29,10 @@ def capture_stacks(targets: list[tuple[int, Path]], limit: float = 0.5) -> set[P
     """Signal every ``(pid, stack_file)`` and return the files that received a dump within ``limit``."""
     before: dict[Path, int] = {}
     for pid, path in targets:
+        size = _size(path)  # before the signal: a fast dump may be complete by the time kill() returns
         try:
             os.kill(pid, STACK_SIGNAL)
-            before[path] = _size(path)
+            before[path] = size
         except (ProcessLookupError, PermissionError) as exc:
             log.warning("could not ask pid %d for its stacks: %s", pid, exc)
     done: set[Path] = set()
