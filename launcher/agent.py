@@ -91,12 +91,14 @@ class FaultTolerantAgent(LocalElasticAgent):
 
     # ------------------------------------------------------------------ watching
     def _monitor_workers(self, worker_group: WorkerGroup) -> RunResult:
-        event = self._next_event()
-        if event is not None:
-            self._fail_attempt(f"{event.kind.replace('_', ' ')} on rank {event.rank}")
-            log.error("%s", event.describe())
-            for line in top_frames(event.stack_file):
-                log.error("    %s", line)
+        events = self._pending_events()
+        if events:
+            first = events[0]
+            self._fail_attempt(f"{first.kind.replace('_', ' ')} on rank {first.rank}")
+            for event in events:  # ranks found in the same check: all of them, stacks included
+                log.error("%s", event.describe())
+                for line in top_frames(event.stack_file):
+                    log.error("    %s", line)
             return RunResult(state=WorkerState.UNHEALTHY)
         result = super()._monitor_workers(worker_group)
         if result.state == WorkerState.FAILED and result.failures:
@@ -121,21 +123,21 @@ class FaultTolerantAgent(LocalElasticAgent):
         first = min(result.failures.values(), key=lambda f: f.timestamp)
         return by_local[first.local_rank]
 
-    def _next_event(self):
+    def _pending_events(self) -> list:
         monitor = self._launch.monitor
         if monitor is None or not isinstance(self._pcontext, WorkerGroupContext):
-            return None
+            return []
+        events = []
         while True:
             try:
                 event = monitor.events.get_nowait()
             except queue.Empty:
-                return None
-            pids = self._pcontext.pids()
-            if event.pid not in pids.values():
+                return events
+            if event.pid not in self._pcontext.pids().values():
                 continue  # from an attempt that is already over
             if event.kind == "disconnected" and not self._still_running_after(event.pid, 1.0):
                 continue  # the rank exited: its exit code tells whether it finished or crashed
-            return event
+            events.append(event)
 
     def _still_running_after(self, pid: int, wait: float) -> bool:
         rank = next(r for r, p in self._pcontext.pids().items() if p == pid)

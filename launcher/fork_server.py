@@ -125,6 +125,8 @@ class ForkServer:
             os.close(self._req_w)
         except OSError:
             pass
+        if self._next_id == 0:  # never asked for a worker (a usage error): no need to wait for its imports
+            self.proc.kill()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

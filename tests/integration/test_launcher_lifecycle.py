@@ -1,0 +1,101 @@
+"""ft_launcher's process lifecycle: SIGTERM and SIGKILL to the launcher, parallel launches, two nodes, sweeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launcher_workers"))
+from harness import HYDRA, PLAIN, Launches, free_port, pid_alive, records, wait_for  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+FAST = ["--ft-workload-check-interval=0.1"]
+
+
+@pytest.fixture
+def launches(tmp_path):
+    runs = Launches(tmp_path)
+    yield runs
+    runs.cleanup()
+
+
+def _running(out: Path, ranks: int = 2, attempt: int = 0) -> dict:
+    found = records(out)
+    ready = [found.get((rank, attempt)) for rank in range(ranks)]
+    return found if all(r and r["steps"] >= 1 for r in ready) else {}
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["fork-server", "processes"])
+def test_sigterm_is_forwarded_and_a_clean_stop_exits_75(launches, tmp_path, fork):
+    out = tmp_path / "out"
+    extra = [] if fork else ["--no-fork-server"]
+    proc = launches.start(["--standalone", "--nproc-per-node=2", *extra, *FAST, PLAIN, f"out={out}",
+                           "steps=100000", "sigterm=75"], out)
+    wait_for(lambda: _running(out), 60, "both ranks to take a step")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    found = records(out)
+    assert found[(0, 0)]["stopped"] and found[(1, 0)]["stopped"], "the workers saw SIGTERM and stopped together"
+    assert "stopped on request" in err
+
+
+def test_sigkill_to_the_launcher_leaves_no_worker(launches, tmp_path):
+    out = tmp_path / "out"
+    proc = launches.start(["--standalone", "--nproc-per-node=2", *FAST, PLAIN, f"out={out}", "steps=100000"], out)
+    found = wait_for(lambda: _running(out), 60, "both ranks to take a step")
+    pids = [r["pid"] for r in found.values()]
+    assert all(pid_alive(pid) for pid in pids)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), 10, f"workers {pids} to vanish")
+
+
+def test_two_launches_on_one_machine_do_not_interfere(launches, tmp_path):
+    hung, healthy = tmp_path / "hung", tmp_path / "healthy"
+    common = ["--standalone", "--nproc-per-node=2", "--max-restarts=1", *FAST, "--ft-rank-heartbeat-timeout=1.5"]
+    first = launches.start([*common, PLAIN, f"out={hung}", "hang=1@0"], hung)
+    second = launches.start([*common, PLAIN, f"out={healthy}", "steps=40"], healthy)
+    _, err_first = first.communicate(timeout=90)
+    _, err_second = second.communicate(timeout=90)
+    assert first.returncode == 0 and second.returncode == 0, err_first + err_second
+    assert "sent no heartbeat" in err_first
+    assert "sent no heartbeat" not in err_second and "restarting" not in err_second
+    assert sorted(records(healthy)) == [(0, 0), (1, 0)]
+    assert records(hung)[(1, 1)]["finished"]
+
+
+def test_hang_on_one_of_two_nodes_restarts_both(launches, tmp_path):
+    out = tmp_path / "out"
+    port = free_port()
+    node = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+            "--rdzv-id=two-nodes", "--max-restarts=2", *FAST]
+    # Only node 1 can detect the hang (short timeout); node 0 must follow through the rendezvous.
+    node0 = launches.start([*node, "--ft-rank-heartbeat-timeout=600", PLAIN, f"out={out}", "hang=1@0", "steps=10"],
+                           out)
+    node1 = launches.start([*node, "--ft-rank-heartbeat-timeout=1.5", PLAIN, f"out={out}", "hang=1@0", "steps=10"],
+                           out)
+    _, err1 = node1.communicate(timeout=90)
+    _, err0 = node0.communicate(timeout=90)
+    assert node0.returncode == 0 and node1.returncode == 0, err0 + err1
+    assert "sent no heartbeat" in err1
+    assert "sent no heartbeat" not in err0
+    found = records(out)
+    assert found[(0, 1)]["finished"] and found[(1, 1)]["finished"], "both nodes ran a second attempt"
+    assert found[(0, 1)]["world_size"] == 2
+
+
+def test_multirun_runs_every_point_and_reports_a_failure(launches, tmp_path):
+    out = tmp_path / "out"
+    code, err = launches.run(["--standalone", "--nproc-per-node=2", *FAST, HYDRA, "-m",
+                              "+fault.crash=1@*,7@0", "fault.steps=3"], out, timeout=120)
+    assert code == 1, err
+    sweep = out / "sweep"
+    failed, finished = records(sweep / "0" / "ranks"), records(sweep / "1" / "ranks")
+    assert (1, 0) in failed and not failed[(1, 0)].get("finished")
+    assert finished[(0, 0)]["finished"] and finished[(0, 0)]["steps"] == 3
+    assert "hydra_worker #0" in err and "hydra_worker #1" in err
