@@ -100,9 +100,10 @@ class RequestHandler:
             if timeouts is None:
                 raise RequestRefused("'set_timeouts' needs 'timeouts'")
             conn.rank.set_calculated(*timeouts)
-            log.info(
-                "rank %d: calculated timeouts applied: initial %.1f s, per-step %.1f s",
-                conn.rank.rank,
+            # Every rank sends the same values: one line per node is enough.
+            log.log(
+                logging.INFO if conn.rank.local_rank == 0 else logging.DEBUG,
+                "calculated timeouts applied: initial %.1f s, per-step %.1f s",
                 *timeouts,
             )
             return {"ok": True}
