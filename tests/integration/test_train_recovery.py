@@ -1,0 +1,158 @@
+"""Real ft_launcher (and torchrun) jobs of 2 ranks on gloo: every fault recovers to the exact weights
+of an uninterrupted run; SIGTERM stops cleanly (75) and a relaunch continues; calibrated timeouts
+are saved and protect the next launch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from train.checkpointing import CheckpointStore
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+FT_LAUNCHER = [str(BIN / "ft_launcher"), "--standalone", "--nproc-per-node=2"]
+TORCHRUN = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node=2"]
+# One schedule for every run, so final weights can be compared bit for bit.
+MAX_STEPS = 400
+RUN = [f"trainer.max_steps={MAX_STEPS}", "trainer.log_every=10", "trainer.val_every=100",
+       "checkpoint.every=50", "trainer.progress=false"]
+FAST_DETECTION = ["fault_tolerance=demo"]  # 2 s heartbeat timeout
+
+
+def launch(cmd: list[str], run_dir: Path, *overrides: str, timeout: float = 90) -> tuple[int, str]:
+    """Run a job to its end (bounded); returns (exit code, combined output)."""
+    proc = start(cmd, run_dir, *overrides)
+    return finish(proc, timeout)
+
+
+def start(cmd: list[str], run_dir: Path, *overrides: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PULSETRAIN_FT_ENDPOINT", None)
+    return subprocess.Popen(
+        [*cmd, "train.py", *RUN, *overrides, f"hydra.run.dir={run_dir}"], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and every worker it started
+        out, _ = proc.communicate()
+        pytest.fail(f"job did not end within {timeout} s:\n{out[-4000:]}")
+    return proc.returncode, out
+
+
+def final_checkpoint(run_dir: Path) -> dict:
+    newest = CheckpointStore(run_dir / "checkpoints").checkpoints()[-1]
+    state = torch.load(newest.path, weights_only=True)
+    assert newest.step == state["step"]
+    return state
+
+
+def assert_same_weights(run_dir: Path, reference: Path) -> None:
+    got, want = final_checkpoint(run_dir), final_checkpoint(reference)
+    assert got["step"] == want["step"] == MAX_STEPS
+    assert all(torch.equal(got["model"][k], want["model"][k]) for k in want["model"])
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The uninterrupted run every recovery is compared with (once per session)."""
+    run_dir = tmp_path_factory.mktemp("reference")
+    code, out = launch(FT_LAUNCHER, run_dir, *FAST_DETECTION)
+    assert code == 0, out[-4000:]
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "fault,detected",
+    [
+        (["fault=hang", "fault.rank=1", "fault.step=120"], "no heartbeat"),
+        (["fault=kill", "fault.rank=1", "fault.step=120"], "attempt 1 started"),
+        (["fault=exception", "fault.rank=0", "fault.step=120"], "InjectedFault"),
+        (["fault=hang_in_checkpoint", "fault.rank=0", "fault.step=120"], "no heartbeat"),
+    ],
+    ids=["hang", "kill", "exception", "hang_in_checkpoint"],
+)
+def test_fault_recovers_to_the_weights_of_an_uninterrupted_run(reference, tmp_path, fault, detected):
+    code, out = launch([*FT_LAUNCHER, "--max-restarts=2"], tmp_path, *FAST_DETECTION, *fault)
+    assert code == 0, out[-4000:]
+    assert detected in out
+    assert_same_weights(tmp_path, reference)
+    attempts = {m["attempt"] for m in metrics(tmp_path)}
+    assert attempts == {0, 1}
+    resumed = [m["step"] for m in metrics(tmp_path) if m["attempt"] == 1]
+    assert min(resumed) <= 110  # redone from the last checkpoint before the fault, not from scratch
+    assert not list((tmp_path / "checkpoints").glob(".step_*"))  # no half-written file survives
+
+
+def test_sigterm_on_one_rank_stops_all_then_relaunch_continues(reference, tmp_path):
+    code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "fault=sigterm", "fault.rank=1", "fault.step=120")
+    assert code == 75, out[-4000:]
+    stopped = final_checkpoint(tmp_path)["step"]
+    assert 120 <= stopped <= 122
+    code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "fault=sigterm", "fault.rank=1", "fault.step=120")
+    assert code == 0, out[-4000:]
+    assert f"resumed from step_{stopped:08d}" in out
+    assert_same_weights(tmp_path, reference)
+
+
+def test_sigterm_to_the_launcher_mid_run_exits_75_and_relaunch_matches(reference, tmp_path):
+    proc = start(FT_LAUNCHER, tmp_path, *FAST_DETECTION)
+    deadline = time.monotonic() + 60
+    metrics_file = tmp_path / "metrics.jsonl"
+    # Wait for evidence of training (a logged step >= 30), not for a fixed time.
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics_file.exists() and any(m.get("step", 0) >= 30 for m in metrics(tmp_path) if "loss" in m):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    code, out = finish(proc, 60)
+    assert code == 75, out[-4000:]
+    stopped = final_checkpoint(tmp_path)["step"]
+    assert 30 <= stopped < MAX_STEPS
+    code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION)
+    assert code == 0, out[-4000:]
+    assert_same_weights(tmp_path, reference)
+
+
+def test_torchrun_restart_resumes_exactly(reference, tmp_path):
+    code, out = launch([*TORCHRUN, "--max-restarts=1"], tmp_path, "fault=kill", "fault.rank=1", "fault.step=120")
+    assert code == 0, out[-4000:]
+    assert "resumed from step_00000100" in out
+    assert_same_weights(tmp_path, reference)
+
+
+def test_calibrated_timeouts_are_saved_and_protect_the_next_launch(tmp_path):
+    calibrate = ["fault_tolerance=calibrate", "fault_tolerance.calibration_steps=5", "trainer.max_steps=60",
+                 "checkpoint.every=20"]
+    code, out = launch(FT_LAUNCHER, tmp_path, *calibrate)
+    assert code == 0, out[-4000:]
+    assert "calculated heartbeat timeouts" in out
+    saved = json.loads((tmp_path / "checkpoints" / "ft_state.json").read_text())["calculated"]
+    assert saved["initial"] > 0 and saved["subsequent"] > 0
+    assert final_checkpoint(tmp_path)["ft"]["calculated"] == saved
+    # Timeouts in the config are null, so only the reloaded calculated ones can find this hang.
+    code, out = launch([*FT_LAUNCHER, "--max-restarts=1"], tmp_path, *calibrate, "trainer.max_steps=90",
+                       "fault=hang", "fault.rank=1", "fault.step=70")
+    assert code == 0, out[-4000:]
+    assert "restored calculated heartbeat timeouts" in out
+    assert "no heartbeat" in out and "calculated" in out.split("no heartbeat", 1)[1].splitlines()[0]
+    assert final_checkpoint(tmp_path)["step"] == 90
