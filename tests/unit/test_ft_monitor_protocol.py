@@ -175,3 +175,23 @@ def test_monitor_lifecycle_errors():
         directory = os.path.dirname(monitor.worker_env()[ENDPOINT_ENV])
     assert not os.path.exists(directory)
     monitor.stop()  # twice is harmless
+
+
+def test_a_forked_child_neither_heartbeats_for_the_rank_nor_holds_its_connection(monitor, monkeypatch):
+    monkeypatch.setenv(ENDPOINT_ENV, monitor.worker_env()[ENDPOINT_ENV])
+    client = RankMonitorClient()
+    client.init_workload_monitoring()
+    pid = os.fork()
+    if pid == 0:  # e.g. a DataLoader worker
+        try:
+            client.send_heartbeat()
+            code = 1
+        except RankMonitorClientError as exc:
+            code = 0 if "forked" in str(exc) else 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    client.send_heartbeat()  # the rank itself is unaffected...
+    with pytest.raises(queue.Empty):
+        monitor.events.get(timeout=0.3)  # ...and the child's exit did not look like a dropped rank
+    client.shutdown_workload_monitoring()
