@@ -7,7 +7,7 @@ that is not a JSON object is a protocol error and ends the connection.
 from __future__ import annotations
 
 import json
-import select
+import selectors
 import socket
 import time
 from typing import Any
@@ -69,16 +69,18 @@ def request(sock: socket.socket, message: dict[str, Any], timeout: float) -> dic
     sock.sendall(encode(message))
     buffer = LineBuffer()
     deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"no reply to {message.get('type')!r} within {timeout:g} s")
-        readable, _, _ = select.select([sock], [], [], remaining)
-        if not readable:
-            continue
-        chunk = sock.recv(MAX_MESSAGE_BYTES)
-        if not chunk:
-            raise ConnectionError("the monitor closed the connection")
-        replies = buffer.feed(chunk)
-        if replies:
-            return replies[0]
+    # A selector, not select.select: a training process may hold more than 1024 descriptors.
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no reply to {message.get('type')!r} within {timeout:g} s")
+            if not selector.select(remaining):
+                continue
+            chunk = sock.recv(MAX_MESSAGE_BYTES)
+            if not chunk:
+                raise ConnectionError("the monitor closed the connection")
+            replies = buffer.feed(chunk)
+            if replies:
+                return replies[0]
