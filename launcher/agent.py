@@ -24,7 +24,7 @@ from ft.config import FaultToleranceConfig
 from launcher.fork_server import ForkServer
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
-from launcher.stacks import top_frames
+from launcher.stacks import top_frames, waits_on_peers
 
 log = logging.getLogger("launcher")
 _FORWARDED = signal.SIGTERM  # SIGINT/SIGHUP/SIGQUIT to the launcher reach the workers as SIGTERM
@@ -93,6 +93,8 @@ class FaultTolerantAgent(LocalElasticAgent):
     def _monitor_workers(self, worker_group: WorkerGroup) -> RunResult:
         events = self._pending_events()
         if events:
+            # The likely culprit first: a rank not waiting on its peers, with the longest silence.
+            events.sort(key=lambda e: (waits_on_peers(e.stack_file), -e.gap))
             first = events[0]
             self._fail_attempt(f"{first.kind.replace('_', ' ')} on rank {first.rank}")
             for event in events:  # ranks found in the same check: all of them, stacks included

@@ -44,11 +44,8 @@ def _override_sources(overrides: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for text in overrides:
         match = re.match(r"^[+~]{0,2}fault_tolerance\.(\w+)=", text)
-        if match:
+        if match:  # a group choice (fault_tolerance=demo) shows as that option's file instead
             found[match.group(1)] = f"override {text}"
-        elif re.match(r"^[+~]{0,2}fault_tolerance=", text):
-            for key in FIELD_NAMES:
-                found.setdefault(key, f"override {text}")
     return found
 
 

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def check_inputs(args: LaunchArgs) -> int:
     """Validate what torchrun would only find out later; returns the local world size."""
     script = args.training_script
     if args.module:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # as ``python -m`` does for the workers
         try:
             found = importlib.util.find_spec(script) is not None
         except (ImportError, ValueError):

@@ -28,3 +28,13 @@ def top_frames(stack_file: Path | None, limit: int = 6) -> list[str]:
         frames.append(line.strip())
     header = [f"stack of {stack_file} (most recent call first):"]
     return header + frames[:limit] if frames else []
+
+
+# Frames of a rank blocked in a collective: it waits for a peer and is rarely the cause of a hang.
+_WAITING = ("torch/distributed/", "torch/autograd/", "torch/nn/parallel/")
+
+
+def waits_on_peers(stack_file: Path | None) -> bool:
+    """True when the rank's innermost frame is inside torch.distributed, autograd or DDP."""
+    frames = top_frames(stack_file, limit=1)[1:]
+    return bool(frames) and any(marker in frames[0] for marker in _WAITING)
