@@ -21,7 +21,7 @@ from torch.distributed.elastic.agent.server.api import RunResult, WorkerGroup, W
 from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
 
 from ft.config import FaultToleranceConfig
-from launcher.fork_server import ForkServer
+from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
 from launcher.stacks import top_frames, waits_on_peers
@@ -81,11 +81,15 @@ class FaultTolerantAgent(LocalElasticAgent):
                 env.update(self._launch.monitor.worker_env())
         common = dict(name=name, entrypoint=entrypoint, args=args, envs=envs, logs_specs=logs_specs,
                       log_line_prefixes=log_line_prefixes)
-        context: WorkerGroupContext
         if self._launch.fork_server is not None:
             context = ForkedContext(**common, fork_server=self._launch.fork_server, command=self._launch.command)
-        else:
-            context = ProcessContext(**common)
+            try:
+                context.start()
+                return context
+            except ForkServerError as exc:
+                log.warning("%s; starting workers as new processes from now on", exc)
+                self._launch.fork_server = None
+        context = ProcessContext(**common)
         context.start()
         return context
 

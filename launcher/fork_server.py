@@ -108,7 +108,11 @@ class ForkServer:
 
     def exit_code(self, pid: int) -> int | None:
         with self._lock:
-            return self.exit_codes.get(pid)
+            code = self.exit_codes.get(pid)
+            if code is None and not self._alive and not os.path.exists(f"/proc/{pid}"):
+                # The zygote died, and its workers with it (PDEATHSIG); nobody will report them.
+                code = self.exit_codes[pid] = -signal.SIGKILL
+            return code
 
     def exit_order(self) -> list[int]:
         """Pids in the order the zygote reaped them."""
@@ -144,6 +148,9 @@ def serve(req_fd: int, rep_fd: int) -> None:
     # launcher closes the request pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # ``python -m`` put the launcher's cwd first on sys.path; ``python script.py`` would not have it.
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path.pop(0)
     import importlib
 
     for name in PRELOAD:

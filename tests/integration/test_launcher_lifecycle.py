@@ -99,3 +99,16 @@ def test_multirun_runs_every_point_and_reports_a_failure(launches, tmp_path):
     assert (1, 0) in failed and not failed[(1, 0)].get("finished")
     assert finished[(0, 0)]["finished"] and finished[(0, 0)]["steps"] == 3
     assert "hydra_worker #0" in err and "hydra_worker #1" in err
+
+
+def test_workers_stopping_with_75_on_their_own_are_not_restarted(launches, tmp_path):
+    """A scheduler may signal the workers directly: exit 75 means "stopped", not a failure to restart."""
+    out = tmp_path / "out"
+    proc = launches.start(["--standalone", "--nproc-per-node=2", "--max-restarts=3", *FAST, PLAIN, f"out={out}",
+                           "steps=100000", "sigterm=75"], out)
+    found = wait_for(lambda: _running(out), 60, "both ranks to take a step")
+    os.kill(found[(1, 0)]["pid"], signal.SIGTERM)  # one rank sees it; the ranks agree to stop together
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    assert "restarting" not in err
+    assert sorted(records(out)) == [(0, 0), (1, 0)]
