@@ -38,9 +38,10 @@ def _run(argv: list[str], server) -> int:
     setup_logging()
     try:
         args = parse(argv)
-        from launcher.plan import check_inputs, plan_jobs
+        from launcher.plan import check_inputs, plan_jobs, settle_run_id
 
         nproc = check_inputs(args)
+        settle_run_id(args)
         plans = plan_jobs(args)
     except UsageError as exc:
         sys.stderr.write(f"ft_launcher: error: {exc}\n")

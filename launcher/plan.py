@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,17 @@ def check_inputs(args: LaunchArgs) -> int:
     if args.term_timeout < 0:
         raise UsageError(f"--term-timeout must be >= 0, got {args.term_timeout}")
     return local_world_size(args.nproc_per_node)
+
+
+def settle_run_id(args: LaunchArgs) -> None:
+    """Fix the rendezvous id before the config is composed, so a run dir built from it agrees on every node.
+
+    Workers see it as TORCHELASTIC_RUN_ID (elastic sets that); the template's ``hydra.run.dir`` uses it.
+    """
+    if args.standalone:
+        args.ns.rdzv_id = str(uuid.uuid4())
+    if args.rdzv_id != "none":
+        os.environ.setdefault("TORCHELASTIC_RUN_ID", args.rdzv_id)
 
 
 def local_world_size(text: str) -> int:
