@@ -49,11 +49,20 @@ def run_worker(request: dict) -> int:
             runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
         code = _exit_status(exc)
-    except BaseException:  # what the interpreter would print for an uncaught exception
-        traceback.print_exc()
+    except BaseException as exc:  # what the interpreter would print for an uncaught exception
+        _print_uncaught(exc)
         code = 1
     _finish()
     return code
+
+
+def _print_uncaught(exc: BaseException) -> None:
+    """Print the traceback from the script's first frame on, as ``python script.py`` would."""
+    tb = exc.__traceback__
+    while tb is not None and (tb.tb_frame.f_code.co_filename in (__file__, "<frozen runpy>")
+                              or tb.tb_frame.f_code.co_filename.endswith("runpy.py")):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
 
 
 def _apply_thread_limits() -> None:

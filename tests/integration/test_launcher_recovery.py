@@ -107,3 +107,14 @@ def test_fault_tolerance_disabled_means_crash_restarts_only(launches, tmp_path):
     assert code == 0, err
     assert "no hang detection" in err
     assert all(r["monitor_cfg"] is None for r in records(out / "run" / "ranks").values())
+
+
+def test_several_consecutive_restarts_are_reliable(launches, tmp_path):
+    """Each restart forms a new gloo group (the rendezvous store is not shared with the workers)."""
+    out = tmp_path / "out"
+    code, err = launches.run(["--max-restarts=4", *FAST, "--ft-rank-heartbeat-timeout=1.5", PLAIN, f"out={out}",
+                              "crash=0@0+1@1+0@2", "hang=1@3"], out)
+    assert code == 0, err
+    found = records(out)
+    assert found[(0, 4)]["finished"] and found[(1, 4)]["finished"]
+    assert err.count("restarting the worker group") == 4
