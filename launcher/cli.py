@@ -7,7 +7,16 @@ started), 75 stopped on request with a checkpoint saved (requeue and relaunch to
 from __future__ import annotations
 
 import os
+import signal
 import sys
+
+
+class _StoppedEarly(Exception):
+    """A stop signal arrived before any worker was started."""
+
+
+def _stop_early(signum, _frame):
+    raise _StoppedEarly(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +32,14 @@ def main(argv: list[str] | None = None) -> int:
         from launcher.fork_server import ForkServer
 
         server = ForkServer()
+    # Until the job installs elastic's handlers: a stop request now ends the launch cleanly (75).
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _stop_early)
     try:
         return _run(argv, server)
+    except _StoppedEarly as exc:
+        sys.stderr.write(f"ft_launcher: {exc} before any worker started; stopping\n")
+        return 75  # ft.exit_codes.STOPPED_ON_REQUEST: nothing was lost, relaunch to run
     finally:
         if server is not None:
             server.close()
