@@ -1,7 +1,6 @@
 """pulsetrain fault tolerance: heartbeats from ranks to a per-node monitor that finds hung ranks.
 
-Importable without Hydra, ``launcher`` or ``train``; torch is imported only when a collective
-(calibration, PreemptionGuard) needs it.
+Importable without Hydra, ``launcher`` or ``train``.
 """
 
 from ft.client import RankMonitorClient
