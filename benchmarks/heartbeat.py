@@ -150,7 +150,8 @@ def main() -> None:
     print(f"  median {median:6.2f} us   p99 {p99:6.2f} us   (timer alone: median {timer:.2f} us)")
     print()
     print(f"monitor under load: ranks beat every {BEAT_PERIOD * 1e3:g} ms for {LOAD_SECONDS:g} s, then all hang;")
-    print(f"rank_heartbeat_timeout {TIMEOUT:g} s, workload_check_interval {INTERVAL:g} s")
+    print(f"rank_heartbeat_timeout {TIMEOUT:g} s, workload_check_interval {INTERVAL:g} s;")
+    print("each rank is a light process using the real client (imports ft, not torch)")
     print(f"{'ranks':>5} | {'monitor CPU':>11} | {'false':>5} | {'missed':>6} | {'late':>4} | "
           f"{'stacks':>6} | {'worst gap - timeout':>19}")  # fmt: skip
     print(f"{'-' * 5}-+-{'-' * 11}-+-{'-' * 5}-+-{'-' * 6}-+-{'-' * 4}-+-{'-' * 6}-+-{'-' * 19}")
