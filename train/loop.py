@@ -94,9 +94,11 @@ def _detection_summary(session: FaultToleranceSession) -> str:
     if not client.is_monitored:
         return "off (not started by ft_launcher)"
     t = client.hb_timeouts
-    fmt = lambda v: "inf" if v is None else f"{v:g} s"  # noqa: E731
-    calibrating = ", calibrating" if session.config.calibrate and not t.were_calculated else ""
-    return f"on (initial {fmt(t.initial)}, per-step {fmt(t.subsequent)}{calibrating})"
+    if t.initial is None and t.subsequent is None:
+        return "off until timeouts are calculated" if session.config.calibrate else "off (timeouts are null)"
+    fmt = lambda v: "none" if v is None else f"{v:.3g} s"  # noqa: E731
+    source = "calculated" if t.were_calculated else "config"
+    return f"on (initial {fmt(t.initial)}, per-step {fmt(t.subsequent)}, {source})"
 
 
 def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSession, store: CheckpointStore,

@@ -97,14 +97,14 @@ class ProgressReport:
 
     def step(self, step: int, loss: float | None) -> bool:
         """Record a finished step; True on the steps that are logged (every ``log_every``)."""
-        if not self.enabled:
-            return False
         due = step % self.log_every == 0 or step == self.max_steps
         if due:
             start, t0 = self._mark
             now = time.perf_counter()
             self.steps_per_s = (step - start) / max(now - t0, 1e-9)
             self._mark = (step, now)
+        if not self.enabled:
+            return due
         if self._bar is not None:
             fields = {"loss": f"{loss:.4f}", "rate": f"{self.steps_per_s:.1f}"} if due and loss is not None else {}
             self._bar.update(self._task, completed=step, **fields)

@@ -125,7 +125,7 @@ def test_sigterm_to_the_launcher_mid_run_exits_75_and_relaunch_matches(reference
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     code, out = finish(proc, 60)
-    assert code == 75, out[-4000:]
+    assert code == 75, f"exit code {code}:\n{out[-6000:]}"
     stopped = final_checkpoint(tmp_path)["step"]
     assert 30 <= stopped < MAX_STEPS
     code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION)
