@@ -106,8 +106,7 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
           attempt: int) -> int:
     max_steps, every = int(cfg.trainer.max_steps), int(cfg.checkpoint.every)
     val_every, log_every = int(cfg.trainer.val_every), int(cfg.trainer.log_every)
-    model, optimizer, scheduler, criterion = parts.model, parts.optimizer, parts.scheduler, parts.criterion
-    batches, device, heartbeat = parts.train_batches, ctx.device, session.heartbeat
+    device, heartbeat = ctx.device, session.heartbeat
     metrics = MetricsWriter(run_dir / "metrics.jsonl", attempt) if ctx.is_main else None
     report = ProgressReport(max_steps, step, log_every, enabled=ctx.is_main and bool(cfg.trainer.progress))
     last_saved, started, first_step = step, time.perf_counter(), step
@@ -123,18 +122,11 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
 
     if step >= max_steps:
         log.info("already at step %d of %d: nothing to do", step, max_steps)
-    model.train()
+    parts.model.train()
     try:
         while step < max_steps:
             fault.before_step(ctx.rank, step + 1)
-            inputs, targets = next(batches)
-            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(inputs), targets)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            loss = train_step(parts, device)
             step += 1
             heartbeat()
 
@@ -149,7 +141,7 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
                 save(step)
                 last_saved = step
             session.maybe_calibrate(step)
-            if step < max_steps and session.should_stop():
+            if step < max_steps and session.should_stop(step):
                 if last_saved != step:
                     save(step)
                 log.log(logging.WARNING if ctx.is_main else logging.INFO,
@@ -165,6 +157,19 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
         log.info("done: step %d/%d, %.1f steps/s over this attempt's %d steps; final checkpoint in %s",
                  step, max_steps, (step - first_step) / elapsed, step - first_step, store.directory)
     return FINISHED
+
+
+def train_step(parts: Components, device: torch.device) -> torch.Tensor:
+    """One optimizer step on the next batch; returns the loss (not synchronised to the host)."""
+    inputs, targets = next(parts.train_batches)
+    inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss = parts.criterion(parts.model(inputs), targets)
+    loss.backward()
+    parts.optimizer.step()
+    if parts.scheduler is not None:
+        parts.scheduler.step()
+    return loss
 
 
 @torch.no_grad()
