@@ -94,6 +94,8 @@ def fixed_batches(dataset: Any, batch_size: int, num_batches: int) -> list[tuple
     out = []
     for b in range(count):
         indices = torch.arange(b * batch_size, min((b + 1) * batch_size, len(dataset)))
-        out.append(dataset.batch(indices) if hasattr(dataset, "batch") else
-                   torch.utils.data.default_collate([dataset[int(i)] for i in indices]))
+        if hasattr(dataset, "batch"):
+            out.append(dataset.batch(indices))
+        else:
+            out.append(torch.utils.data.default_collate([dataset[int(i)] for i in indices]))
     return out

@@ -29,7 +29,11 @@ class MLP(nn.Module):
 
 
 class Conv1dNet(nn.Module):
-    """Feature vector read as a 1-channel signal -> class logits: two conv blocks and a linear head."""
+    """Feature vector read as a 1-channel signal -> class logits: two conv blocks and a linear head.
+
+    ``in_features`` is accepted so every model takes the same arguments from ``conf/model/``;
+    adaptive pooling makes the net work for any input length.
+    """
 
     def __init__(self, in_features: int, num_classes: int, channels: int = 16, kernel_size: int = 5,
                  dropout: float = 0.1) -> None:
@@ -41,7 +45,6 @@ class Conv1dNet(nn.Module):
             nn.AdaptiveAvgPool1d(8), nn.Dropout(dropout),
         )
         self.head = nn.Linear(channels * 8, num_classes)
-        self.in_features = in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x.unsqueeze(1)).flatten(1))
