@@ -1,6 +1,7 @@
 """Entry point a user runs and forks: `ft_launcher --standalone --nproc-per-node=2 train.py`."""
 
 import logging
+import os
 import sys
 
 import hydra
@@ -14,7 +15,9 @@ def main(cfg: DictConfig) -> None:
     try:
         code = train.run(cfg)
     except train.USER_ERRORS as exc:  # a mistake the user can fix: one line, no traceback
-        logging.getLogger("train").error("%s", exc)
+        # Every rank sees the same mistake: rank 0 says it, the others keep it in their log file.
+        level = logging.ERROR if os.environ.get("RANK", "0") == "0" else logging.INFO
+        logging.getLogger("train").log(level, "%s", exc)
         sys.exit(2)
     if code:  # 75: stopped on request with a checkpoint saved; relaunch with the same run dir
         sys.exit(code)
