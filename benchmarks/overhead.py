@@ -53,6 +53,7 @@ def worker(args: argparse.Namespace) -> None:
         session.heartbeat()
         session.should_stop(step)
     times: dict[str, list[float]] = {"on": [], "off": []}
+    ft_calls_s = 0.0  # time inside the FT calls themselves: a direct, low-noise view of their cost
     for round_ in range(args.rounds):
         for mode in (("on", "off") if round_ % 2 == 0 else ("off", "on")):
             distributed.barrier(ctx)
@@ -61,8 +62,10 @@ def worker(args: argparse.Namespace) -> None:
                 for _ in range(args.block):
                     train_step(parts, ctx.device)
                     step += 1
+                    before = time.perf_counter()
                     session.heartbeat()
                     session.should_stop(step)
+                    ft_calls_s += time.perf_counter() - before
             else:
                 for _ in range(args.block):
                     train_step(parts, ctx.device)
@@ -72,7 +75,8 @@ def worker(args: argparse.Namespace) -> None:
     session.shutdown()
     distributed.teardown(ctx)
     if ctx.is_main:
-        args.out.write_text(json.dumps({"times": times, "stop_check_every": session.stop_check_every}))
+        args.out.write_text(json.dumps({"times": times, "stop_check_every": session.stop_check_every,
+                                        "ft_calls_s": ft_calls_s}))
 
 
 def driver(args: argparse.Namespace) -> None:
@@ -116,6 +120,11 @@ def driver(args: argparse.Namespace) -> None:
     console.print(f"on/off throughput ratio {overall:.4f}: {verdict} the >= 0.99 target "
                   f"(FT cost {per_step_us:+.0f} us per step; stop agreement every {result['stop_check_every']} "
                   f"steps; monitor {'connected' if monitored else 'absent'})")
+    direct_us = result["ft_calls_s"] / (args.block * args.rounds) * 1e6
+    step_us = statistics.median(times["off"]) / args.block * 1e6
+    console.print(f"direct: heartbeat + stop check take {direct_us:.1f} us per step, {100 * direct_us / step_us:.2f}% "
+                  f"of a median 'off' step ({step_us:.0f} us): ratio {step_us / (step_us + direct_us):.4f} "
+                  f"from the calls alone")
     console.print(f"noise: paired-block ratios median {quartiles[1]:.4f}, quartiles {quartiles[0]:.3f}-"
                   f"{quartiles[2]:.3f}; a spread wider than 0.01 means other load on the machine dominates")
 
