@@ -156,3 +156,16 @@ def test_calibrated_timeouts_are_saved_and_protect_the_next_launch(tmp_path):
     assert "restored calculated heartbeat timeouts" in out
     assert "no heartbeat" in out and "calculated" in out.split("no heartbeat", 1)[1].splitlines()[0]
     assert final_checkpoint(tmp_path)["step"] == 90
+
+
+def test_corrupt_newest_checkpoint_falls_back_on_every_rank(reference, tmp_path):
+    import shutil
+
+    shutil.copytree(reference / "checkpoints", tmp_path / "checkpoints")
+    newest = CheckpointStore(tmp_path / "checkpoints").checkpoints()[-1]
+    newest.path.write_bytes(newest.path.read_bytes()[:1000])  # a torn write
+    code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION)
+    assert code == 0, out[-4000:]
+    assert "is corrupt" in out and "resumed from step_00000350" in out
+    assert (tmp_path / "checkpoints" / (newest.path.name + ".corrupt")).exists()
+    assert_same_weights(tmp_path, reference)  # steps 351..400 redone, bit for bit
