@@ -76,6 +76,9 @@ def _train(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSess
             show_config(cfg, run_dir / "config_tree.log")
         log.info("run dir %s | attempt %d | %d rank(s) on %s | hang detection %s", run_dir, attempt,
                  ctx.world_size, ctx.device.type, _detection_summary(session))
+        if fault.kind != "none" and fault.rank >= ctx.world_size:
+            log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
+                        fault.rank, ctx.world_size, fault.kind)
     parts = build_components(cfg, ctx)
     fp = training_state.fingerprint(cfg)
     step = 0
