@@ -20,7 +20,7 @@ from train.checkpointing import write_json_atomic
 log = logging.getLogger(__name__)
 
 # Agree on a stop about this often (seconds); the first steps of an attempt check every step.
-STOP_CHECK_INTERVAL_S = 0.1
+STOP_CHECK_INTERVAL_S = 0.2
 _SKIPPED_CALLS, _TIMED_CALLS, _MAX_STOP_CHECK_EVERY = 5, 20, 100
 
 # Written next to the checkpoints with every save, so a restarted rank can restore calibrated
