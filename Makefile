@@ -29,6 +29,9 @@ demo: $(VENV)/.installed ## 2 ranks on CPU, a hang injected in attempt 0: detect
 test: $(VENV)/.installed ## unit and integration tests (real ft_launcher processes on gloo)
 	$(PY) -m pytest
 
+drill: $(VENV)/.installed ## inject every fault kind into a short 2-rank job; each must finish (~1 min)
+	$(PY) examples/fault_drill.py
+
 bench: $(VENV)/.installed ## heartbeat cost, detection and recovery vs torchrun, FT overhead
 	$(PY) benchmarks/heartbeat.py
 	$(PY) benchmarks/recovery.py
@@ -40,4 +43,4 @@ lint: $(VENV)/.installed ## ruff
 clean: ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help venv demo test bench lint clean
+.PHONY: help venv demo test drill bench lint clean
