@@ -39,10 +39,10 @@ def _first_step(out: Path, attempt: int, ranks: int = 2) -> float | None:
 class Run:
     """One launcher process; remembers when each stderr line arrived."""
 
-    def __init__(self, command: list[str], out: Path) -> None:
+    def __init__(self, command: list[str], out: Path, extra_env: dict[str, str] | None = None) -> None:
         self.out = out
         self.lines: list[tuple[float, str]] = []
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
         self.started = time.time()
         self.proc = subprocess.Popen(command, cwd=out, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, start_new_session=True)
@@ -77,11 +77,11 @@ class Run:
         return time.time()
 
 
-def ft_launcher(out: Path, fork: bool) -> dict[str, float | None]:
+def ft_launcher(out: Path, fork: bool, env: dict[str, str] | None = None) -> dict[str, float | None]:
     command = [str(BIN / "ft_launcher"), "--standalone", "--nproc-per-node=2", "--max-restarts=1",
                f"--ft-rank-heartbeat-timeout={TIMEOUT}", "--ft-workload-check-interval=0.1",
                *([] if fork else ["--no-fork-server"]), str(WORKER), f"out={out}", "hang=1@0"]
-    run = Run(command, out)
+    run = Run(command, out, env)
     first = run.wait_for(lambda: _first_step(out, 0), 60)
     hang = run.wait_for(lambda: _stamp(out / "hang.a0.r1"), 60)
     detected = run.wait_for(lambda: run.first_line("sent no heartbeat"), TIMEOUT + 30)

@@ -1,9 +1,9 @@
 """The fork server ("zygote"): one process that imports torch once and forks ready workers on request.
 
-Why: a fresh worker spends ~4.7 s here before its first step (``import torch``, then ``torch._dynamo``
-on the first ``DistributedDataParallel``); a fork of a process that already imported them needs
-milliseconds. ``ft_launcher`` starts the zygote first thing, so its imports overlap the launcher's,
-and every attempt (first launch and each restart) forks from it.
+Why: a fresh worker spends seconds before its first step, most of it importing torch; a fork of a
+process that already imported it does not. ``ft_launcher`` starts the zygote first thing, so its
+imports overlap the launcher's, and every attempt (first launch and each restart) forks from it.
+torch._dynamo is deliberately left to the workers (see PRELOAD).
 
 The zygote only imports: it creates no threads, initialises no OpenMP pool and never touches CUDA,
 so forking it is safe. It is single-threaded; it reaps its children (it is their parent) and
@@ -26,8 +26,17 @@ import sys
 import threading
 from collections.abc import Callable
 
-PRELOAD = ("torch", "torch.distributed", "torch._dynamo", "torch.nn.parallel", "hydra", "omegaconf", "rich",
-           "rich.logging", "rich.progress", "yaml")
+# What the zygote imports. Not torch._dynamo, nor its heavy dependencies (sympy, symbolic shapes,
+# FSDP, torch._inductor, aot_autograd): with those imported before the worker creates its gloo
+# process group, torch 2.13 deadlocks now and then when the group is destroyed at the end (the main
+# thread joins gloo's run loop while holding the GIL; the run loop needs the GIL to free a work item
+# that captured the Python context backward() stashes in thread-local storage; see pytorch PRs
+# #173568 and #182083). Measured here with a 2-rank DDP job: a stuck worker in 1 of 2 to 9 launches
+# with them preloaded (a barrier before the teardown did not help; plain `python` workers that import
+# torch._dynamo first hang too); none in 40 launches (80 worker groups) with this list, where DDP
+# imports dynamo itself (about 1 s per attempt).
+PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "hydra", "omegaconf", "rich", "rich.logging",
+           "rich.progress", "yaml")
 
 
 class ForkServerError(RuntimeError):

@@ -1,11 +1,14 @@
 """A tiny 2-rank DDP job for the recovery benchmark: records when each rank takes its first step.
 
-Arguments ``key=value``: ``out=DIR``, ``steps=N``, ``hang=RANK@ATTEMPT`` (sleep forever at step 3).
+Arguments ``key=value``: ``out=DIR``, ``steps=N``, ``hang=RANK@ATTEMPT`` (sleep forever at step 3),
+``phases=1`` (write per-phase times), ``preimport=MOD,...`` (import modules before the process group).
 Writes ``first_step.a<attempt>.r<rank>`` (wall-clock time of the first finished step) and
 ``hang.a<attempt>.r<rank>`` (when the hang began). Heartbeats go to ft_launcher's monitor when present.
 """
 
+import faulthandler
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,12 +19,18 @@ from torch.nn.parallel import DistributedDataParallel
 
 
 def main(options: dict[str, str]) -> int:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # where a stuck rank is, on demand
     phases = [("start", time.time())]
     out = Path(options["out"])
     rank = int(os.environ["RANK"])
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     hang = options.get("hang", "")
     hang_here = hang and hang.split("@") == [str(rank), str(attempt)]
+    if options.get("preimport"):  # to study import-order effects: modules imported before the process group
+        import importlib
+
+        for name in options["preimport"].split(","):
+            importlib.import_module(name)
     dist.init_process_group("gloo")
     phases.append(("init_process_group", time.time()))
     client = None
