@@ -67,14 +67,25 @@ class Run:
         return None
 
     def end(self, limit: float = 60) -> float:
+        """Wait for the launcher; then stop it (SIGTERM, it ends its workers) and anything left."""
         try:
             self.proc.wait(limit)
         except subprocess.TimeoutExpired:
             pass
+        ended = time.time()
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        return time.time()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        for pid_file in self.out.glob("pid.*"):  # workers run in their own sessions
+            try:
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        return ended
 
 
 def ft_launcher(out: Path, fork: bool, env: dict[str, str] | None = None) -> dict[str, float | None]:

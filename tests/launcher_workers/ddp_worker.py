@@ -26,6 +26,7 @@ def main(options: dict[str, str]) -> int:
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     hang = options.get("hang", "")
     hang_here = hang and hang.split("@") == [str(rank), str(attempt)]
+    (out / f"pid.a{attempt}.r{rank}").write_text(str(os.getpid()))  # so a benchmark can clean up
     if options.get("preimport"):  # to study import-order effects: modules imported before the process group
         import importlib
 
