@@ -108,15 +108,18 @@ def plan_jobs(args: LaunchArgs) -> list[JobPlan]:
 
     passthrough = _hydra_flag_args(script_args)
     cwd = Path.cwd()
+    extra = []  # what Hydra's --config-dir/-cd does: one more directory on the search path
+    if split.flags.get("--config-dir"):
+        extra.append(f"hydra.searchpath=[{quote('file://' + str(Path(split.flags['--config-dir']).resolve()))}]")
     if not split.multirun:
-        cfg = hydra_config.compose(location, split.overrides, name)
+        cfg = hydra_config.compose(location, [*split.overrides, *extra], name)
         run_dir = hydra_config.resolve_dir(cfg, "run.dir", cwd).resolve()
         return [_hydra_job(name, cfg, location, split.overrides, passthrough, run_dir, settings_for)]
-    base = hydra_config.compose(location, multirun.non_sweep(split.overrides), name)
+    base = hydra_config.compose(location, [*multirun.non_sweep(split.overrides), *extra], name)
     sweep_dir = hydra_config.resolve_dir(base, "sweep.dir", cwd).resolve()
     plans = []
     for number, overrides in enumerate(multirun.expand(split.overrides, base)):
-        cfg = hydra_config.compose(location, overrides, name)
+        cfg = hydra_config.compose(location, [*overrides, *extra], name)
         run_dir = hydra_config.resolve_dir(cfg, "sweep.subdir", sweep_dir, number,
                                            multirun.override_dirname(overrides)).resolve()
         plan = _hydra_job(f"{name} #{number}", cfg, location, overrides, passthrough, run_dir, settings_for)
@@ -129,12 +132,22 @@ def _hydra_job(name, cfg, location, overrides, passthrough, run_dir, settings_fo
 
     section = OmegaConf.select(cfg, "fault_tolerance", default=None)
     choice = OmegaConf.select(cfg, "hydra.runtime.choices.fault_tolerance", default=None)
-    config_file = None
-    if location.config_dir is not None and choice:
-        config_file = _display(location.config_dir / "fault_tolerance" / f"{choice}.yaml")
+    config_file = _option_file(cfg, "fault_tolerance", choice) if choice else None
     settings = settings_for(section, overrides, config_file)
     args = [*passthrough, *overrides, *settings.worker_overrides, f"hydra.run.dir={quote(str(run_dir))}"]
     return JobPlan(name, args, settings, run_dir, overrides)
+
+
+def _option_file(cfg, group: str, choice: str) -> str:
+    """The YAML file a group option was read from, searched like Hydra does (its config sources)."""
+    from omegaconf import OmegaConf
+
+    for source in OmegaConf.select(cfg, "hydra.runtime.config_sources", default=None) or []:
+        if source.get("schema") == "file":
+            candidate = Path(source.path) / group / f"{choice}.yaml"
+            if candidate.is_file():
+                return _display(candidate)
+    return f"{group}={choice}"  # a package or the ConfigStore
 
 
 def _hydra_flag_args(script_args: list[str]) -> list[str]:

@@ -124,3 +124,18 @@ def test_override_values_are_quoted_when_needed():
     assert quote("/tmp/run-1/x_y.z") == "/tmp/run-1/x_y.z"
     assert quote("/tmp/a b") == "'/tmp/a b'"
     assert quote("/tmp/it's") == "'/tmp/it\\'s'"
+
+
+def test_config_dir_flag_adds_a_search_path(tmp_path, monkeypatch):
+    from launcher.args import parse
+    from launcher.plan import plan_jobs
+
+    extra = tmp_path / "extra" / "fault_tolerance"
+    extra.mkdir(parents=True)
+    (extra / "fast.yaml").write_text("defaults:\n  - default\n  - _self_\nrank_heartbeat_timeout: 3.0\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAUNCHER_TEST_OUT", str(tmp_path))
+    [plan] = plan_jobs(parse([str(WORKERS / "hydra_worker.py"), "-cd", "extra", "fault_tolerance=fast"]))
+    assert plan.settings.config.rank_heartbeat_timeout == 3.0
+    assert plan.settings.sources["rank_heartbeat_timeout"] == "extra/fault_tolerance/fast.yaml"  # relative to cwd
+    assert plan.script_args[0] == "--config-dir=extra" and plan.run_dir == tmp_path / "run"
