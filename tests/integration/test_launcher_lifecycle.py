@@ -29,14 +29,15 @@ def _running(out: Path, ranks: int = 2, attempt: int = 0) -> dict:
     return found if all(r and r["steps"] >= 1 for r in ready) else {}
 
 
-@pytest.mark.parametrize("fork", [True, False], ids=["fork-server", "processes"])
-def test_sigterm_is_forwarded_and_a_clean_stop_exits_75(launches, tmp_path, fork):
+@pytest.mark.parametrize(("fork", "sig"), [(True, signal.SIGTERM), (False, signal.SIGTERM), (True, signal.SIGINT)],
+                         ids=["fork-server", "processes", "sigint"])
+def test_sigterm_is_forwarded_and_a_clean_stop_exits_75(launches, tmp_path, fork, sig):
     out = tmp_path / "out"
     extra = [] if fork else ["--no-fork-server"]
     proc = launches.start(["--standalone", "--nproc-per-node=2", *extra, *FAST, PLAIN, f"out={out}",
                            "steps=100000", "sigterm=75"], out)
     wait_for(lambda: _running(out), 60, "both ranks to take a step")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 75, err
     found = records(out)
