@@ -48,6 +48,24 @@ def ft_flag_names(key: str) -> list[str]:
     return sorted({f"--ft-{dashed}", f"--ft-{key}", f"--ft_{key}", f"--ft-param-{key}"})
 
 
+_FT_METAVAR = {"initial_rank_heartbeat_timeout": "S|null", "rank_heartbeat_timeout": "S|null",
+               "workload_check_interval": "S", "rank_termination_grace": "S", "rank_termination_signal": "SIG",
+               "enabled": "BOOL", "calibrate": "BOOL", "calibration_steps": "N", "safety_factor": "X",
+               "log_level": "LEVEL"}
+_FT_HELP = {
+    "enabled": "false: no monitor, crash restarts only",
+    "initial_rank_heartbeat_timeout": "longest wait for a rank's first heartbeat",
+    "rank_heartbeat_timeout": "longest gap between two heartbeats",
+    "safety_factor": "multiplier on observed intervals when timeouts are calculated",
+    "workload_check_interval": "how often the monitor checks the deadlines",
+    "rank_termination_signal": "signal that ends the worker group after the grace",
+    "rank_termination_grace": "seconds between SIGTERM and that signal",
+    "calibrate": "let the training loop calculate timeouts",
+    "calibration_steps": "steps after the first checkpoint before calculating",
+    "log_level": "log level of the monitor",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ft_launcher",
@@ -88,10 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--ft-cfg-path", "--ft_cfg_path", metavar="FILE", default=None,
                     help="YAML file with a fault_tolerance: section")
     for key in FIELD_NAMES:
-        names = ft_flag_names(key)
         main = f"--ft-{key.replace('_', '-')}"
-        ft.add_argument(main, *[n for n in names if n != main], dest=f"ft_{key}", metavar="VALUE",
-                        default=None, help=f"fault_tolerance.{key}")
+        ft.add_argument(main, dest=f"ft_{key}", metavar=_FT_METAVAR.get(key, "VALUE"), default=None,
+                        help=_FT_HELP.get(key, f"fault_tolerance.{key}"))
+        # NVIDIA ft_launcher's spellings work too; listed once in docs/launcher.md, not in --help.
+        aliases = [name for name in ft_flag_names(key) if name != main]
+        ft.add_argument(*aliases, dest=f"ft_{key}", default=None, help=argparse.SUPPRESS)
     ft.add_argument("--term-timeout", "--term_timeout", type=float, default=DEFAULT_TERM_TIMEOUT, metavar="SECONDS",
                     help="after SIGTERM/SIGINT: how long workers get to stop cleanly before SIGKILL (default 30)")
     ft.add_argument("--no-fork-server", "--no_fork_server", action="store_true",
