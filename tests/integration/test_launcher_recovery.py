@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def test_ft_flag_beats_hydra_override(launches, tmp_path):
                               "fault_tolerance.rank_heartbeat_timeout=600", "+fault.hang=0@0"], out)
     assert code == 0, err
     assert "rank_heartbeat_timeout is 1.5 s from --ft-rank-heartbeat-timeout" in err
+    gaps = [float(m) for m in re.findall(r"sent no heartbeat for ([0-9.]+) s", err)]
+    assert gaps and all(1.5 <= gap < 600 for gap in gaps), "found after the flag's timeout, not the override's"
     for record in records(out / "run" / "ranks").values():
         assert record["ft_cfg"]["rank_heartbeat_timeout"] == 1.5, "the flag reached the workers' config"
         assert record["monitor_cfg"]["rank_heartbeat_timeout"] == 1.5
