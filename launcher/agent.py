@@ -51,7 +51,7 @@ class FaultTolerantAgent(LocalElasticAgent):
         self._term_timeout = term_timeout
         self._attempts = 0
         self.stopped_on_request = False
-        self.final_codes: dict[int, int | None] = {}
+        self.final_codes: dict[int, int | None] = {}  # workers running at a stop request -> exit codes
 
     # ------------------------------------------------------------------ starting
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
@@ -180,7 +180,6 @@ class FaultTolerantAgent(LocalElasticAgent):
         running = len(self._pcontext.running())
         self._pcontext.kill_signal = self._launch.ft.termination_signal
         self._pcontext.close(signal.SIGTERM, self._launch.ft.rank_termination_grace)
-        self.final_codes = self._pcontext.exit_codes()
         if running:
             log.info("worker group ended in %.2f s (%d still running got SIGTERM, then %s after %g s)",
                      time.monotonic() - began, running, self._launch.ft.rank_termination_signal,
@@ -195,7 +194,10 @@ class FaultTolerantAgent(LocalElasticAgent):
                         len(running), self._term_timeout)
         self._pcontext.kill_signal = signal.SIGKILL
         super()._shutdown(_FORWARDED, self._term_timeout)
-        self.final_codes = self._pcontext.exit_codes()
+        # Only the workers that were running when asked to stop tell how the stop went; an
+        # attempt that had already failed (a signal between attempts) is not their doing.
+        codes = self._pcontext.exit_codes()
+        self.final_codes = {rank: codes[rank] for rank in running}
 
 
 def stopped_exit_codes_ok(codes: dict[int, int | None]) -> bool:
