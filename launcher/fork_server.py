@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 
 from launcher.zygote import set_parent_death_signal
 
@@ -45,7 +44,6 @@ class ForkServer:
         self.exit_codes: dict[int, int] = {}  # pid -> exit code (negative: killed by that signal)
         self._next_id = 0
         self._alive = True
-        self.on_exit: Callable[[int, int], None] | None = None
         threading.Thread(target=self._read_reports, name="fork-server-reports", daemon=True).start()
 
     def _read_reports(self) -> None:
@@ -55,13 +53,13 @@ class ForkServer:
                 with self._lock:
                     if report["event"] == "spawned":
                         self._spawned[report["id"]] = report["pid"]
+                        # A reused pid: the code of the earlier process with that pid is stale.
+                        self.exit_codes.pop(report["pid"], None)
                     elif report["event"] == "error":
                         self._errors[report["id"]] = report["error"]
                     elif report["event"] == "exit":
                         self.exit_codes[report["pid"]] = report["code"]
                     self._lock.notify_all()
-                if report["event"] == "exit" and self.on_exit is not None:
-                    self.on_exit(report["pid"], report["code"])
         with self._lock:
             self._alive = False
             self._lock.notify_all()
@@ -100,10 +98,6 @@ class ForkServer:
         """Pids in the order the zygote reaped them."""
         with self._lock:
             return list(self.exit_codes)
-
-    @property
-    def alive(self) -> bool:
-        return self._alive and self.proc.poll() is None
 
     def close(self, timeout: float = 5.0) -> None:
         """Closing the request pipe tells the zygote to kill what is left of its workers and exit."""
