@@ -20,6 +20,7 @@ import torch.distributed.elastic.agent.server.local_elastic_agent as elastic_loc
 from torch.distributed.elastic.agent.server.api import RunResult, WorkerGroup, WorkerState
 from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
 
+from ft import exit_codes
 from ft.config import FaultToleranceConfig
 from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
@@ -51,12 +52,13 @@ class FaultTolerantAgent(LocalElasticAgent):
         self._term_timeout = term_timeout
         self._attempts = 0
         self.stopped_on_request = False
+        self.usage_error = False  # a worker exited 2: bad input that a restart cannot fix
         self.final_codes: dict[int, int | None] = {}  # workers running at a stop request -> exit codes
 
     # ------------------------------------------------------------------ starting
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
-        if self._launch.monitor is not None:
-            self._launch.monitor.reset()
+        if self._launch.monitor is not None and self._attempts > 0:
+            self._launch.monitor.reset()  # between attempts only, so stack files count from attempt 0
         attempt = self._launch.record.begin(self._attempts, worker_group.workers[0].world_size)
         self._attempts += 1
         # Elastic builds every worker's environment, then calls start_processes(); we keep the
@@ -114,6 +116,11 @@ class FaultTolerantAgent(LocalElasticAgent):
             self._fail_attempt(f"rank {rank} crashed ({'signal' if first.exitcode < 0 else 'exit'} "
                                f"{abs(first.exitcode)})")
             log.error("rank %d (local rank %d, pid %d) %s", rank, first.local_rank, first.pid, how)
+            if first.exitcode == exit_codes.USAGE_ERROR:
+                # train.py exits 2 for a config or checkpoint the user must fix: retrying only repeats it.
+                self.usage_error, self._remaining_restarts = True, 0
+                log.error("exit code %d means bad configuration or input (see the worker's message above): "
+                          "not restarting", exit_codes.USAGE_ERROR)
         elif result.state == WorkerState.SUCCEEDED:
             codes = self._pcontext.exit_codes() if isinstance(self._pcontext, WorkerGroupContext) else {}
             self.stopped_on_request = any(code == DONE_CODES[1] for code in codes.values())

@@ -124,6 +124,8 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
             record.exit_code = exit_codes.FAILED
         elif result.state == WorkerState.SUCCEEDED:
             record.exit_code = exit_codes.STOPPED_ON_REQUEST if agent.stopped_on_request else exit_codes.FINISHED
+        elif agent.usage_error:
+            record.exit_code = exit_codes.USAGE_ERROR
         else:
             log.error("the restart budget is spent (--max-restarts=%d): giving up", args.max_restarts)
             record.exit_code = exit_codes.FAILED
@@ -154,7 +156,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
 
 def _log_end(record: JobRecord) -> None:
     total = (record.ended or 0) - record.started
-    words = {0: "finished", 1: "failed", 75: "stopped on request (checkpoint saved; relaunch to continue)"}
+    words = {0: "finished", 1: "failed", 2: "failed on bad configuration or input", 75: "stopped on request (checkpoint saved; relaunch to continue)"}
     log.info("%s %s after %.1f s, %d attempt(s), exit code %s", record.name,
              words.get(record.exit_code, "ended"), total, len(record.attempts), record.exit_code)
 

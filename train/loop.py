@@ -99,7 +99,7 @@ def _detection_summary(session: FaultToleranceSession) -> str:
     t = client.hb_timeouts
     if t.initial is None and t.subsequent is None:
         return "off until timeouts are calculated" if session.config.calibrate else "off (timeouts are null)"
-    fmt = lambda v: "none" if v is None else f"{v:.3g} s"  # noqa: E731
+    fmt = lambda v: "none" if v is None else f"{v:g} s"  # noqa: E731
     source = "calculated" if t.were_calculated else "config"
     return f"on (initial {fmt(t.initial)}, per-step {fmt(t.subsequent)}, {source})"
 

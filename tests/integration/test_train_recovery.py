@@ -169,3 +169,18 @@ def test_corrupt_newest_checkpoint_falls_back_on_every_rank(reference, tmp_path)
     assert "is corrupt" in out and "resumed from step_00000350" in out
     assert (tmp_path / "checkpoints" / (newest.path.name + ".corrupt")).exists()
     assert_same_weights(tmp_path, reference)  # steps 351..400 redone, bit for bit
+
+
+def test_incompatible_checkpoint_stops_at_once_with_exit_2_and_keeps_every_checkpoint(reference, tmp_path):
+    """Bad input a restart cannot fix: one message, no retries, no checkpoint touched."""
+    import hashlib
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "checkpoints").iterdir()}
+    code, out = launch([*FT_LAUNCHER, "--max-restarts=3"], run_dir, "model.hidden=128", *FAST_DETECTION)
+    assert code == 2, out[-4000:]
+    assert "incompatible config" in out and "attempt 1 started" not in out
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "checkpoints").iterdir()}
+    assert after == before
