@@ -47,7 +47,7 @@ def _rendezvous(args: LaunchArgs, nproc: int):
     min_nodes, max_nodes = parse_nnodes(args.nnodes)
     backend, endpoint, run_id = args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id
     if args.standalone:
-        backend, endpoint = "c10d", "localhost:0"  # run id: already a fresh uuid (plan.settle_run_id)
+        backend, endpoint = "c10d", "localhost:0"  # run id: already fresh and unique (plan.settle_run_id)
     elif backend == "static" and not endpoint and args.master_port is None and max_nodes == 1:
         backend, endpoint, run_id = "c10d", "localhost:0", str(uuid.uuid4())
     master_port = args.master_port if args.master_port is not None else 29500

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,8 @@ def settle_run_id(args: LaunchArgs) -> None:
     Workers see it as TORCHELASTIC_RUN_ID (elastic sets that); the template's ``hydra.run.dir`` uses it.
     """
     if args.standalone:
-        args.ns.rdzv_id = str(uuid.uuid4())
+        # Sortable and unique, so `ls outputs/` lists runs in order (as Hydra's timestamps do).
+        args.ns.rdzv_id = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{uuid.uuid4().hex[:6]}"
     if args.rdzv_id != "none":
         os.environ.setdefault("TORCHELASTIC_RUN_ID", args.rdzv_id)
 
