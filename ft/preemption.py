@@ -54,7 +54,8 @@ class PreemptionGuard:
         result = self._collect()
         if result:
             self._agreed = True  # every rank sees the same result, so none starts another all-reduce
-            log.info("stop requested on some rank (%s here): all ranks stop at this step", self.received or "none")
+            here = self.received.name if self.received is not None else "no signal"
+            log.info("stop requested on some rank (%s here): all ranks stop at this step", here)
             return True
         self._start()
         return False
