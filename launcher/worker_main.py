@@ -20,7 +20,7 @@ def _exit_status(exc: SystemExit) -> int:
         return 0
     if isinstance(exc.code, int):
         return exc.code & 0xFF
-    print(exc.code, file=sys.stderr)
+    sys.stderr.write(f"{exc.code}\n")  # what python itself does for sys.exit("message")
     return 1
 
 
