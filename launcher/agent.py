@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -192,15 +193,29 @@ class FaultTolerantAgent(LocalElasticAgent):
                      time.monotonic() - began, running, self._launch.ft.rank_termination_signal,
                      self._launch.ft.rank_termination_grace)
 
+    def _on_second_signal(self, signum: int, frame: object) -> None:
+        log.warning("%s again: killing the workers now", signal.Signals(signum).name)
+        if isinstance(self._pcontext, WorkerGroupContext):
+            self._pcontext._signal_groups(signal.SIGKILL)
+
     def _shutdown(self, death_sig: signal.Signals = signal.SIGTERM, timeout: int = 30) -> None:
         if not isinstance(self._pcontext, WorkerGroupContext):
             return super()._shutdown(death_sig, timeout)
-        running = self._pcontext.running()
-        if running:
-            log.warning("forwarding SIGTERM to %d worker(s); waiting up to %g s for them to stop",
-                        len(running), self._term_timeout)
-        self._pcontext.kill_signal = signal.SIGKILL
-        super()._shutdown(_FORWARDED, self._term_timeout)
+        # A second Ctrl-C (or SIGTERM) while waiting means "now": kill instead of waiting out the
+        # grace. Installed before anything else, so even a quick double press is caught.
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, self._on_second_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            running = self._pcontext.running()
+            if running:
+                log.warning("forwarding SIGTERM to %d worker(s); waiting up to %g s for them to stop "
+                            "(press Ctrl-C again to kill them now)", len(running), self._term_timeout)
+            self._pcontext.kill_signal = signal.SIGKILL
+            super()._shutdown(_FORWARDED, self._term_timeout)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         # Only the workers that were running when asked to stop tell how the stop went; an
         # attempt that had already failed (a signal between attempts) is not their doing.
         codes = self._pcontext.exit_codes()

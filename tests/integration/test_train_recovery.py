@@ -184,3 +184,27 @@ def test_incompatible_checkpoint_stops_at_once_with_exit_2_and_keeps_every_check
     assert "incompatible config" in out and "attempt 1 started" not in out
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "checkpoints").iterdir()}
     assert after == before
+
+
+def test_second_ctrl_c_kills_a_hung_job_at_once_and_keeps_its_checkpoints(tmp_path):
+    """Ctrl-C asks the ranks to stop; a hung rank cannot. A second Ctrl-C must not wait out --term-timeout."""
+    run_dir = tmp_path / "run"
+    proc = start([*FT_LAUNCHER, "--term-timeout=600"], run_dir, "fault=hang", "fault.step=60")
+    seen = []
+    try:
+        for wanted in ("injected fault 'hang'", "forwarding SIGTERM"):
+            for line in proc.stdout:  # the launcher's own output tells when each stage is reached
+                seen.append(line)
+                if wanted in line:
+                    break
+            else:
+                pytest.fail("launcher output ended early:\n" + "".join(seen[-60:]))
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+        code, out = finish(proc, timeout=60)  # far below --term-timeout: only the escalation ends it in time
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert code == 1, "".join(seen) + out
+    assert "SIGINT again: killing the workers now" in out
+    assert [c.step for c in CheckpointStore(run_dir / "checkpoints").checkpoints()] == [50]
