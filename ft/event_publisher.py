@@ -18,6 +18,9 @@ from ft.events import RankEvent
 from ft.stacks import capture_stacks
 
 log = logging.getLogger("ft.monitor")
+# One line per published event, on its own logger: an owner that reports events itself (ft_launcher)
+# silences this logger by name.
+event_log = logging.getLogger("ft.monitor.events")
 
 
 class EventPublisher:
@@ -32,7 +35,7 @@ class EventPublisher:
         with self._lock:
             if attempt != self.attempt:
                 return  # reset() happened meanwhile: this rank belongs to a finished attempt
-            log.warning("%s", event.describe())
+            event_log.warning("%s", event.describe())
             self.events.put(event)
 
     def report_hangs(self, found: list[tuple[RankEvent, Path | None]]) -> None:

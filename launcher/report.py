@@ -34,7 +34,7 @@ def setup_logging(level: int = logging.INFO) -> None:
 def _drop_monitor_event_lines(record: logging.LogRecord) -> bool:
     # The monitor logs each RankEvent as it finds it; the launcher logs the same event with what it
     # does about it (and the stack), so one line per event is enough.
-    return not (record.name == "ft.monitor" and record.levelno == logging.WARNING and record.msg == "%s")
+    return record.name != "ft.monitor.events"
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
