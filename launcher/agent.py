@@ -124,7 +124,7 @@ class FaultTolerantAgent(LocalElasticAgent):
                           "not restarting", exit_codes.USAGE_ERROR)
         elif result.state == WorkerState.SUCCEEDED:
             codes = self._pcontext.exit_codes() if isinstance(self._pcontext, WorkerGroupContext) else {}
-            self.stopped_on_request = any(code == DONE_CODES[1] for code in codes.values())
+            self.stopped_on_request = any(code == exit_codes.STOPPED_ON_REQUEST for code in codes.values())
             self._end_attempt("stopped on request" if self.stopped_on_request else "finished", "ok")
         return result
 

@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(argv, server)
     except _StoppedEarly as exc:
+        from ft.exit_codes import STOPPED_ON_REQUEST
+
         sys.stderr.write(f"ft_launcher: {exc} before any worker started; stopping\n")
-        return 75  # ft.exit_codes.STOPPED_ON_REQUEST: nothing was lost, relaunch to run
+        return STOPPED_ON_REQUEST  # nothing was lost: relaunch to run
     finally:
         if server is not None:
             server.close()

@@ -47,9 +47,7 @@ class WorkerGroupContext(PContext):
         if failures:
             return RunProcsResult(failures=failures, stdouts=self.stdouts, stderrs=self.stderrs)
         if all(code is not None for code in codes.values()):
-            result = RunProcsResult(return_values=dict.fromkeys(codes), stdouts=self.stdouts, stderrs=self.stderrs)
-            result.stopped_ranks = {rank for rank, code in codes.items() if code == STOPPED_ON_REQUEST}
-            return result
+            return RunProcsResult(return_values=dict.fromkeys(codes), stdouts=self.stdouts, stderrs=self.stderrs)
         return None
 
     def exit_order(self) -> list[int]:

@@ -108,7 +108,7 @@ def plan_jobs(args: LaunchArgs) -> list[JobPlan]:
     if location is None:  # not a Hydra app: flags, --ft-cfg-path and defaults only; arguments untouched
         return [JobPlan(name, script_args, settings_for(None, [], None))]
 
-    passthrough = _hydra_flag_args(script_args)
+    passthrough = _hydra_flag_args(split)
     cwd = Path.cwd()
     extra = []  # what Hydra's --config-dir/-cd does: one more directory on the search path
     if split.flags.get("--config-dir"):
@@ -152,9 +152,8 @@ def _option_file(cfg, group: str, choice: str) -> str:
     return f"{group}={choice}"  # a package or the ConfigStore
 
 
-def _hydra_flag_args(script_args: list[str]) -> list[str]:
+def _hydra_flag_args(split: hydra_config.ScriptArgs) -> list[str]:
     """The script's Hydra flags (-cp, -cn, ...) to hand on unchanged, without -m/--multirun."""
-    split = hydra_config.split_script_args(script_args)
     out = []
     for flag, value in split.flags.items():
         if flag == "--multirun":
