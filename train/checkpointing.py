@@ -46,6 +46,24 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+class _HashingWriter:
+    """A file torch.save writes through, hashing the bytes on the way: no second read of the file."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self._hash = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self._hash.update(data)
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()[:16]
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -103,12 +121,13 @@ class CheckpointStore:
         tmp = self.directory / f".step_{step:08d}.pt.tmp.{os.getpid()}"
         try:
             with tmp.open("wb") as f:
-                torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, f)
+                writer = _HashingWriter(f)
+                torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, writer)
                 f.flush()
                 os.fsync(f.fileno())
             if on_written is not None:
                 on_written()
-            final = self.directory / f"step_{step:08d}.{_digest(tmp)}.pt"
+            final = self.directory / f"step_{step:08d}.{writer.digest()}.pt"
             os.replace(tmp, final)
             _fsync_dir(self.directory)
         finally:
