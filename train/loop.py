@@ -133,7 +133,7 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
             step += 1
             heartbeat()
 
-            due = ctx.is_main and (step % log_every == 0 or step == max_steps)
+            due = ctx.is_main and report.due(step)  # only then is the loss synchronised to the host
             loss_value = loss.item() if due else None
             report.step(step, loss_value)
             if due and metrics is not None:

@@ -95,9 +95,13 @@ class ProgressReport:
             self._task = self._bar.add_task("train", total=max_steps, completed=start_step, loss="-", rate="-")
             self._bar.start()
 
+    def due(self, step: int) -> bool:
+        """True on the steps that are logged: every ``log_every`` and the last."""
+        return step % self.log_every == 0 or step == self.max_steps
+
     def step(self, step: int, loss: float | None) -> bool:
-        """Record a finished step; True on the steps that are logged (every ``log_every``)."""
-        due = step % self.log_every == 0 or step == self.max_steps
+        """Record a finished step; True on the steps that are logged (see :meth:`due`)."""
+        due = self.due(step)
         if due:
             start, t0 = self._mark
             now = time.perf_counter()
