@@ -17,12 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import torch.distributed.elastic.agent.server.local_elastic_agent as elastic_local
 from torch.distributed.elastic.agent.server.api import RunResult, WorkerGroup, WorkerState
-from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
 
 from ft import exit_codes
 from ft.config import FaultToleranceConfig
+from launcher.compat import CompatibleAgent
 from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
@@ -44,11 +43,11 @@ class WorkerLaunch:
     record: JobRecord
 
 
-class FaultTolerantAgent(LocalElasticAgent):
+class FaultTolerantAgent(CompatibleAgent):
     """LocalElasticAgent that also restarts on hangs and tells people what happened."""
 
     def __init__(self, spec, logs_specs, launch: WorkerLaunch, term_timeout: float) -> None:
-        super().__init__(spec, logs_specs, start_method="spawn", shutdown_timeout=int(term_timeout))
+        super().__init__(spec, logs_specs, shutdown_timeout=term_timeout)
         self._launch = launch
         self._term_timeout = term_timeout
         self._attempts = 0
@@ -64,13 +63,9 @@ class FaultTolerantAgent(LocalElasticAgent):
         self._attempts += 1
         # Elastic builds every worker's environment, then calls start_processes(); we keep the
         # first and replace the second, so the workers get our process contexts.
-        original = elastic_local.start_processes
-        elastic_local.start_processes = self._start_processes
-        try:
+        with self.processes_started_by(self._start_processes):
             pids = super()._start_workers(worker_group)
-        finally:
-            elastic_local.start_processes = original
-        restart = worker_group.spec.max_restarts - self._remaining_restarts
+        restart = worker_group.spec.max_restarts - self.restarts_left
         log.info("attempt %d started: world size %d, %d local workers (pids %s), restart %d of %d",
                  attempt.number, attempt.world_size, len(pids), " ".join(str(p) for p in pids.values()),
                  restart, worker_group.spec.max_restarts)
@@ -119,18 +114,18 @@ class FaultTolerantAgent(LocalElasticAgent):
             log.error("rank %d (local rank %d, pid %d) %s", rank, first.local_rank, first.pid, how)
             if first.exitcode == exit_codes.USAGE_ERROR:
                 # train.py exits 2 for a config or checkpoint the user must fix: retrying only repeats it.
-                self.usage_error, self._remaining_restarts = True, 0
+                self.usage_error, self.restarts_left = True, 0
                 log.error("exit code %d means bad configuration or input (see the worker's message above): "
                           "not restarting", exit_codes.USAGE_ERROR)
         elif result.state == WorkerState.SUCCEEDED:
-            codes = self._pcontext.exit_codes() if isinstance(self._pcontext, WorkerGroupContext) else {}
+            codes = self.worker_context.exit_codes() if isinstance(self.worker_context, WorkerGroupContext) else {}
             self.stopped_on_request = any(code == exit_codes.STOPPED_ON_REQUEST for code in codes.values())
             self._end_attempt("stopped on request" if self.stopped_on_request else "finished", "ok")
         return result
 
     def _first_failure(self, result: RunResult):
         by_local = {f.local_rank: (g, f) for g, f in result.failures.items()}
-        order = self._pcontext.exit_order() if isinstance(self._pcontext, WorkerGroupContext) else []
+        order = self.worker_context.exit_order() if isinstance(self.worker_context, WorkerGroupContext) else []
         for local in order:
             if local in by_local:
                 return by_local[local]
@@ -139,7 +134,7 @@ class FaultTolerantAgent(LocalElasticAgent):
 
     def _pending_events(self) -> list:
         monitor = self._launch.monitor
-        if monitor is None or not isinstance(self._pcontext, WorkerGroupContext):
+        if monitor is None or not isinstance(self.worker_context, WorkerGroupContext):
             return []
         events = []
         while True:
@@ -147,17 +142,17 @@ class FaultTolerantAgent(LocalElasticAgent):
                 event = monitor.events.get_nowait()
             except queue.Empty:
                 return events
-            if event.pid not in self._pcontext.pids().values():
+            if event.pid not in self.worker_context.pids().values():
                 continue  # from an attempt that is already over
             if event.kind == "disconnected" and not self._still_running_after(event.pid, 1.0):
                 continue  # the rank exited: its exit code tells whether it finished or crashed
             events.append(event)
 
     def _still_running_after(self, pid: int, wait: float) -> bool:
-        rank = next(r for r, p in self._pcontext.pids().items() if p == pid)
+        rank = next(r for r, p in self.worker_context.pids().items() if p == pid)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if self._pcontext.exit_codes().get(rank) is not None:
+            if self.worker_context.exit_codes().get(rank) is not None:
                 return False
             time.sleep(0.01)
         return True
@@ -178,16 +173,16 @@ class FaultTolerantAgent(LocalElasticAgent):
             log.warning("another node is waiting at the rendezvous: restarting this node's workers with it")
         else:
             log.warning("restarting the worker group (restart %d of %d)",
-                        spec.max_restarts - self._remaining_restarts, spec.max_restarts)
+                        spec.max_restarts - self.restarts_left, spec.max_restarts)
         super()._restart_workers(worker_group)
 
     def _stop_workers(self, worker_group: WorkerGroup) -> None:
-        if not isinstance(self._pcontext, WorkerGroupContext):
+        if not isinstance(self.worker_context, WorkerGroupContext):
             return super()._stop_workers(worker_group)
         began = time.monotonic()
-        running = len(self._pcontext.running())
-        self._pcontext.kill_signal = self._launch.ft.termination_signal
-        self._pcontext.close(signal.SIGTERM, self._launch.ft.rank_termination_grace)
+        running = len(self.worker_context.running())
+        self.worker_context.kill_signal = self._launch.ft.termination_signal
+        self.worker_context.close(signal.SIGTERM, self._launch.ft.rank_termination_grace)
         if running:
             log.info("worker group ended in %.2f s (%d still running got SIGTERM, then %s after %g s)",
                      time.monotonic() - began, running, self._launch.ft.rank_termination_signal,
@@ -195,30 +190,32 @@ class FaultTolerantAgent(LocalElasticAgent):
 
     def _on_second_signal(self, signum: int, frame: object) -> None:
         log.warning("%s again: killing the workers now", signal.Signals(signum).name)
-        if isinstance(self._pcontext, WorkerGroupContext):
-            self._pcontext._signal_groups(signal.SIGKILL)
+        if isinstance(self.worker_context, WorkerGroupContext):
+            self.worker_context._signal_groups(signal.SIGKILL)
 
-    def _shutdown(self, death_sig: signal.Signals = signal.SIGTERM, timeout: int = 30) -> None:
-        if not isinstance(self._pcontext, WorkerGroupContext):
-            return super()._shutdown(death_sig, timeout)
+    def shutdown_workers(self, death_sig: signal.Signals, timeout: float | None) -> None:
+        context = self.worker_context
+        if not isinstance(context, WorkerGroupContext):
+            return self.elastic_shutdown(death_sig, timeout)
         # A second Ctrl-C (or SIGTERM) while waiting means "now": kill instead of waiting out the
         # grace. Installed before anything else, so even a quick double press is caught.
         previous = {}
         if threading.current_thread() is threading.main_thread():
             previous = {sig: signal.signal(sig, self._on_second_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            running = self._pcontext.running()
+            running = context.running()
             if running:
                 log.warning("forwarding SIGTERM to %d worker(s); waiting up to %g s for them to stop "
                             "(press Ctrl-C again to kill them now)", len(running), self._term_timeout)
-            self._pcontext.kill_signal = signal.SIGKILL
-            super()._shutdown(_FORWARDED, self._term_timeout)
+            context.kill_signal = signal.SIGKILL
+            context.close(_FORWARDED, self._term_timeout)  # our grace, whatever elastic's default
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        self.elastic_shutdown(_FORWARDED, self._term_timeout)  # the rest of elastic's teardown
         # Only the workers that were running when asked to stop tell how the stop went; an
         # attempt that had already failed (a signal between attempts) is not their doing.
-        codes = self._pcontext.exit_codes()
+        codes = context.exit_codes()
         self.final_codes = {rank: codes[rank] for rank in running}
 
 

@@ -13,14 +13,15 @@ from pathlib import Path
 
 from torch.distributed.elastic.agent.server.api import WorkerSpec, WorkerState
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
-from torch.distributed.elastic.multiprocessing.api import SignalException, _terminate_process_handler
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.rendezvous import RendezvousParameters
 from torch.distributed.elastic.rendezvous import registry as rdzv_registry
-from torch.distributed.elastic.rendezvous.utils import _parse_rendezvous_config, parse_rendezvous_endpoint
+from torch.distributed.elastic.rendezvous.utils import parse_rendezvous_endpoint
 
 from ft import exit_codes
 from launcher.agent import FaultTolerantAgent, WorkerLaunch, stopped_exit_codes_ok
 from launcher.args import LaunchArgs, parse_nnodes
+from launcher.compat import parse_rendezvous_config, terminate_process_handler
 from launcher.fork_server import ForkServer
 from launcher.plan import JobPlan
 from launcher.report import JobRecord, settings_table
@@ -40,7 +41,7 @@ def prepare_environment(nproc: int) -> None:
     # Elastic installs these handlers when workers start; install them now, so a signal during
     # config or rendezvous also ends in an orderly exit.
     for name in HANDLED_SIGNALS.split(","):
-        signal.signal(getattr(signal, name), _terminate_process_handler)
+        signal.signal(getattr(signal, name), terminate_process_handler)
 
 
 def _rendezvous(args: LaunchArgs, nproc: int):
@@ -53,7 +54,7 @@ def _rendezvous(args: LaunchArgs, nproc: int):
     master_port = args.master_port if args.master_port is not None else 29500
     if backend == "static" and not endpoint:
         endpoint = f"{args.master_addr}:{master_port}"
-    configs = _parse_rendezvous_config(args.rdzv_conf)
+    configs = parse_rendezvous_config(args.rdzv_conf)
     configs.setdefault("timeout", 900)
     if backend == "static":
         configs["rank"] = args.node_rank
@@ -142,9 +143,9 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         log.error("job failed: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
         record.exit_code = exit_codes.FAILED
     finally:
-        if agent is not None and agent._pcontext is not None:
-            agent._pcontext.kill_signal = signal.SIGKILL
-            agent._pcontext.close(signal.SIGKILL, 1)  # nothing of this job may outlive it
+        if agent is not None and agent.worker_context is not None:
+            agent.worker_context.kill_signal = signal.SIGKILL
+            agent.worker_context.close(signal.SIGKILL, 1)  # nothing of this job may outlive it
         if rdzv_handler is not None and shutdown_rdzv:
             rdzv_handler.shutdown()
         if monitor is not None:

@@ -29,13 +29,14 @@ def non_sweep(overrides: list[str]) -> list[str]:
 
 def expand(overrides: list[str], base_cfg: Any) -> list[list[str]]:
     """One override list per sweep point, in Hydra's order (``hydra.sweeper.params`` first)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from omegaconf import OmegaConf
+
+    from launcher.compat import split_sweep
 
     params = OmegaConf.select(base_cfg, "hydra.sweeper.params", default=None) or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + list(overrides)
     try:
-        batches = BasicSweeper.split_arguments(_parser().parse_overrides(arguments), None)
+        batches = split_sweep(_parser().parse_overrides(arguments))
     except Exception as exc:
         raise UsageError(f"cannot expand the sweep: {one_line(exc)}") from None
     return [job for batch in batches for job in batch]

@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import time
 from typing import Any
 
 from torch.distributed.elastic.multiprocessing.api import PContext, RunProcsResult
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
-from torch.distributed.elastic.multiprocessing.subprocess_handler import SubprocessHandler
 
 from ft.exit_codes import STOPPED_ON_REQUEST
+from launcher.compat import SessionSubprocessHandler
 from launcher.fork_server import ForkServer, set_parent_death_signal
 
 log = logging.getLogger("launcher")
@@ -31,6 +30,13 @@ class WorkerGroupContext(PContext):
     """Shared exit policy and group termination; subclasses start workers and report exit codes."""
 
     kill_signal: signal.Signals = signal.SIGKILL
+    _closed = False
+
+    def close(self, death_sig: signal.Signals | None = None, timeout: float = 30) -> None:
+        """End the group once; later calls (elastic's teardown after ours) do nothing."""
+        if not self._closed:
+            super().close(death_sig, timeout)
+            self._closed = True
 
     def exit_codes(self) -> dict[int, int | None]:
         """Exit code per local rank, None while running (negative: ended by that signal)."""
@@ -146,25 +152,19 @@ class ForkedContext(WorkerGroupContext):
         return [rank_of[pid] for pid in self._server.exit_order() if pid in rank_of]
 
 
-class _SessionHandler(SubprocessHandler):
-    def _popen(self, args: tuple, env: dict[str, str]) -> subprocess.Popen:
-        # preexec_fn runs between fork and exec; it only calls prctl, which takes no locks.
-        return subprocess.Popen(args=args, env=env, stdout=self._stdout, stderr=self._stderr,
-                                start_new_session=True, preexec_fn=set_parent_death_signal)
-
-
 class ProcessContext(WorkerGroupContext):
     """Workers started as fresh processes (``--no-fork-server``, ``--no-python``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._handlers: dict[int, _SessionHandler] = {}
+        self._handlers: dict[int, SessionSubprocessHandler] = {}
 
     def _start(self) -> None:
         for rank in range(self.nprocs):
-            self._handlers[rank] = _SessionHandler(
-                entrypoint=self.entrypoint, args=self.args[rank], env=self.envs[rank],
-                stdout=self.stdouts[rank], stderr=self.stderrs[rank], local_rank_id=rank, numa_options=None,
+            # set_parent_death_signal runs between fork and exec; it only calls prctl, which takes no locks.
+            self._handlers[rank] = SessionSubprocessHandler(
+                preexec=set_parent_death_signal, entrypoint=self.entrypoint, args=self.args[rank],
+                env=self.envs[rank], stdout=self.stdouts[rank], stderr=self.stderrs[rank], local_rank_id=rank,
             )
 
     def pids(self) -> dict[int, int]:
@@ -175,6 +175,4 @@ class ProcessContext(WorkerGroupContext):
 
     def _release(self) -> None:
         for handler in self._handlers.values():
-            for stream in (handler._stdout, handler._stderr):
-                if stream is not None:
-                    stream.close()
+            handler.close_log_files()

@@ -1,0 +1,123 @@
+"""Every private name of torch.distributed.elastic and Hydra that the launcher relies on, in one place.
+
+Each difference between releases is found by looking at the installed code (a parameter, an
+attribute), never by comparing version numbers, so a release that keeps a shape keeps working and
+one that changes it fails ``tests/unit/test_compat.py`` with the name that moved. Nothing outside
+this module touches these names; ``PRIVATE_NAMES`` lists them for that test and for maintainers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch.distributed.elastic.agent.server.local_elastic_agent as _local_agent
+from torch.distributed.elastic.multiprocessing import api as _mp_api
+from torch.distributed.elastic.multiprocessing.subprocess_handler import SubprocessHandler
+from torch.distributed.elastic.rendezvous import utils as _rdzv_utils
+
+LocalElasticAgent = _local_agent.LocalElasticAgent
+
+# (where, what we use it for); the compat test checks each on the installed torch and Hydra.
+PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
+    ("local_elastic_agent.start_processes", "module global the agent calls; swapped for our process contexts"),
+    ("LocalElasticAgent._pcontext", "the running worker group's process context"),
+    ("LocalElasticAgent._remaining_restarts", "restart budget left; zeroed when a worker exits 2"),
+    ("LocalElasticAgent._shutdown(death_sig[, timeout])", "agent teardown; timeout only on newer releases"),
+    ("LocalElasticAgent.__init__(shutdown_timeout=)", "only on newer releases"),
+    ("PContext._start/_poll/_close/pids", "abstract methods our process contexts implement"),
+    ("SubprocessHandler._popen, ._stdout, ._stderr", "start a worker in its own session; close its log files"),
+    ("multiprocessing.api._terminate_process_handler", "elastic's SIGTERM handler, installed early"),
+    ("rendezvous.utils._parse_rendezvous_config", "torchrun's --rdzv-conf parser"),
+    ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments", "-m sweep expansion"),
+)
+
+
+def _accepts(func: Callable[..., Any], name: str) -> bool:
+    return name in inspect.signature(func).parameters
+
+
+AGENT_TAKES_SHUTDOWN_TIMEOUT = _accepts(LocalElasticAgent.__init__, "shutdown_timeout")
+SHUTDOWN_TAKES_TIMEOUT = _accepts(LocalElasticAgent._shutdown, "timeout")
+HANDLER_TAKES_NUMA = _accepts(SubprocessHandler.__init__, "numa_options")
+
+terminate_process_handler: Callable[[int, Any], None] = _mp_api._terminate_process_handler
+parse_rendezvous_config: Callable[[str], dict[str, Any]] = _rdzv_utils._parse_rendezvous_config
+
+
+class CompatibleAgent(LocalElasticAgent):
+    """LocalElasticAgent with one shape on every supported torch: named accessors, one teardown call."""
+
+    def __init__(self, spec: Any, logs_specs: Any, shutdown_timeout: float) -> None:
+        extra = {"shutdown_timeout": int(shutdown_timeout)} if AGENT_TAKES_SHUTDOWN_TIMEOUT else {}
+        super().__init__(spec, logs_specs, start_method="spawn", **extra)
+
+    @property
+    def worker_context(self) -> Any:
+        """The current worker group's process context (None before the first start)."""
+        return self._pcontext
+
+    @property
+    def restarts_left(self) -> int:
+        return self._remaining_restarts
+
+    @restarts_left.setter
+    def restarts_left(self, value: int) -> None:
+        self._remaining_restarts = value
+
+    @contextlib.contextmanager
+    def processes_started_by(self, factory: Callable[..., Any]) -> Iterator[None]:
+        """While inside, the agent starts workers through ``factory`` (start_processes' arguments)."""
+        original = _local_agent.start_processes
+        _local_agent.start_processes = factory
+        try:
+            yield
+        finally:
+            _local_agent.start_processes = original
+
+    def _shutdown(self, death_sig: signal.Signals = signal.SIGTERM, timeout: float | None = None,
+                  **_ignored: Any) -> None:
+        # Older releases call _shutdown(sig), newer ones _shutdown(sig, timeout=...): accept both.
+        self.shutdown_workers(death_sig, timeout)
+
+    def shutdown_workers(self, death_sig: signal.Signals, timeout: float | None) -> None:
+        """End the agent's workers (the job is over or a signal stops it); subclasses refine this."""
+        self.elastic_shutdown(death_sig, timeout)
+
+    def elastic_shutdown(self, death_sig: signal.Signals, timeout: float | None) -> None:
+        """Elastic's own teardown (watchdog, health server, process context) on any release."""
+        if SHUTDOWN_TAKES_TIMEOUT and timeout is not None:
+            super()._shutdown(death_sig, timeout=int(timeout))
+        else:
+            super()._shutdown(death_sig)
+
+
+class SessionSubprocessHandler(SubprocessHandler):
+    """Elastic's worker process, started in a session of its own (``preexec`` runs after fork)."""
+
+    def __init__(self, *, preexec: Callable[[], None], entrypoint: str, args: tuple, env: dict[str, str],
+                 stdout: str | None, stderr: str | None, local_rank_id: int) -> None:
+        self._preexec = preexec
+        extra = {"numa_options": None} if HANDLER_TAKES_NUMA else {}
+        super().__init__(entrypoint=entrypoint, args=args, env=env, stdout=stdout, stderr=stderr,
+                         local_rank_id=local_rank_id, **extra)
+
+    def _popen(self, args: tuple, env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(args=args, env=env, stdout=self._stdout, stderr=self._stderr,
+                                start_new_session=True, preexec_fn=self._preexec)
+
+    def close_log_files(self) -> None:
+        for stream in (self._stdout, self._stderr):
+            if stream is not None:
+                stream.close()
+
+
+def split_sweep(parsed_overrides: list[Any]) -> list[list[list[str]]]:
+    """Hydra's basic sweeper's expansion of parsed overrides into batches of jobs."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return BasicSweeper.split_arguments(parsed_overrides, None)
