@@ -1,8 +1,9 @@
 # pulsetrain: `make help` lists the targets.
 PYTHON ?= python3
-VENV   := .venv
+TORCH  ?= 2.13.0
+# The default torch gets .venv; any other version its own venv, so switching never reinstalls.
+VENV   ?= $(if $(filter 2.13.0,$(TORCH)),.venv,.venv-torch-$(TORCH))
 PY     := $(VENV)/bin/python
-TORCH_PIN := torch==2.13.0
 
 .DEFAULT_GOAL := help
 
@@ -13,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build
-	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet torch==$(TORCH)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
@@ -29,6 +30,10 @@ demo: $(VENV)/.installed ## 2 ranks on CPU, a hang injected in attempt 0: detect
 test: $(VENV)/.installed ## unit and integration tests (real ft_launcher processes on gloo)
 	$(PY) -m pytest
 
+compat: ## the whole suite on another torch: make compat TORCH=2.15.0 (builds .venv-torch-2.15.0 once)
+	@test "$(TORCH)" != "2.13.0" || { echo "compat: name a version, e.g. make compat TORCH=2.15.0"; exit 2; }
+	$(MAKE) test TORCH=$(TORCH)
+
 drill: $(VENV)/.installed ## inject every fault kind into a short 2-rank job; each must finish (~1 min)
 	$(PY) examples/fault_drill.py
 
@@ -43,4 +48,4 @@ lint: $(VENV)/.installed ## ruff
 clean: ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help venv demo test drill bench lint clean
+.PHONY: help venv demo test compat drill bench lint clean
