@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 import torch
@@ -34,21 +35,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--calibrate-after", type=int, default=15,
                         help="steps into each run; put it after the first checkpoint save")  # fmt: skip
     parser.add_argument("--checkpoint", type=Path, default=run_dir / "checkpoint.pt")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: one GPU per local rank when CUDA is available, else CPU")
     return parser.parse_args()
 
 
-def init_distributed() -> torch.device:
+def init_distributed(requested: str) -> torch.device:
     if "RANK" not in os.environ:  # plain `python`: a group of one, so the same code path runs
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl")
-        return torch.device("cuda", torch.cuda.current_device())
-    dist.init_process_group("gloo")
-    return torch.device("cpu")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if requested == "cpu" or (requested == "auto" and gpus == 0):
+        dist.init_process_group("gloo")
+        return torch.device("cpu")
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if local_ranks > gpus:  # every rank of the node stops alike, before NCCL fails on the missing GPU
+        fix = f"use --nproc-per-node={gpus}, or " if gpus else ""
+        sys.stderr.write(f"raw_heartbeats: {local_ranks} rank(s) on this node but {gpus} GPU(s) visible; "
+                         f"{fix}--device=cpu to train on CPU\n")
+        sys.exit(2)
+    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl")
+    return torch.device("cuda", torch.cuda.current_device())
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -62,7 +72,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    device = init_distributed()
+    device = init_distributed(args.device)
     rank = dist.get_rank()
     torch.manual_seed(0)
     model = DistributedDataParallel(torch.nn.Linear(16, 1).to(device))

@@ -55,11 +55,12 @@ def _run(argv: list[str], server) -> int:
     setup_logging()
     try:
         args = parse(argv)
-        from launcher.plan import check_inputs, plan_jobs, settle_run_id
+        from launcher.plan import check_devices, check_inputs, plan_jobs, settle_run_id
 
         nproc = check_inputs(args)
         settle_run_id(args)
         plans = plan_jobs(args)
+        check_devices(plans, nproc)
     except UsageError as exc:
         sys.stderr.write(f"ft_launcher: error: {exc}\n")
         return exit_codes.USAGE_ERROR

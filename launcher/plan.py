@@ -17,6 +17,7 @@ from pathlib import Path
 
 from launcher import hydra_config, multirun
 from launcher.args import LaunchArgs, UsageError, parse_nnodes
+from launcher.devices import DEVICE_KEY
 from launcher.ft_settings import FtSettings, resolve
 
 _PLAIN = re.compile(r"^[\w/.\-+]+$")
@@ -31,6 +32,7 @@ class JobPlan:
     settings: FtSettings
     run_dir: Path | None = None
     overrides: list[str] = field(default_factory=list)
+    device: str | None = None  # the script's trainer.device, when its config has one
 
 
 def quote(value: str) -> str:
@@ -65,6 +67,16 @@ def check_inputs(args: LaunchArgs) -> int:
     if args.term_timeout < 0:
         raise UsageError(f"--term-timeout must be >= 0, got {args.term_timeout}")
     return local_world_size(args.nproc_per_node)
+
+
+def check_devices(plans: list[JobPlan], nproc: int) -> None:
+    """Every job's ranks fit this node's GPUs (asks CUDA only when some job wants it)."""
+    from launcher.devices import check_device_fit, visible_gpus
+
+    wanted = {plan.device for plan in plans} - {None, "cpu"}
+    gpus = visible_gpus() if wanted else 0
+    for device in sorted(wanted):
+        check_device_fit(device, nproc, gpus)
 
 
 def settle_run_id(args: LaunchArgs) -> None:
@@ -137,7 +149,8 @@ def _hydra_job(name, cfg, location, overrides, passthrough, run_dir, settings_fo
     config_file = _option_file(cfg, "fault_tolerance", choice) if choice else None
     settings = settings_for(section, overrides, config_file)
     args = [*passthrough, *overrides, *settings.worker_overrides, f"hydra.run.dir={quote(str(run_dir))}"]
-    return JobPlan(name, args, settings, run_dir, overrides)
+    device = OmegaConf.select(cfg, DEVICE_KEY, default=None)
+    return JobPlan(name, args, settings, run_dir, overrides, None if device is None else str(device))
 
 
 def _option_file(cfg, group: str, choice: str) -> str:

@@ -1,8 +1,8 @@
 """Process-group lifecycle and the few collectives the loop needs, with a one-process fallback.
 
 ``python train.py`` runs without a process group; under torchrun or ft_launcher (``WORLD_SIZE``
-and ``MASTER_ADDR`` set) the ranks join one: NCCL on ``cuda:LOCAL_RANK`` when CUDA is available,
-gloo on CPU otherwise.
+and ``MASTER_ADDR`` set) the ranks join one: NCCL on ``cuda:LOCAL_RANK`` when ranks train on CUDA
+(``trainer.device``: auto picks CUDA when a GPU is visible), gloo on CPU otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from train.errors import TrainConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
 log = logging.getLogger(__name__)
 
 
@@ -39,17 +42,37 @@ def launched_distributed() -> bool:
     return "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
 
 
-def setup(timeout_s: float = 1800.0) -> DistributedContext:
-    """Join the process group if launched as a group; pick the device."""
+def choose_device(requested: str, local_rank: int, local_world_size: int) -> torch.device:
+    """This rank's device for ``trainer.device``: one GPU per local rank, or the CPU.
+
+    Every rank of a node decides alike (from the node's rank count, not its own index), so a node
+    with too few GPUs fails on rank 0 too, which is the rank that reports it.
+    """
+    if requested not in DEVICES:
+        raise TrainConfigError(f"trainer.device: expected one of {', '.join(DEVICES)}, got {requested!r}")
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus == 0:
+        raise TrainConfigError("trainer.device=cuda: no CUDA GPU is visible to this process; "
+                               "train on CPU with trainer.device=cpu (or auto)")
+    if local_world_size > gpus:
+        raise TrainConfigError(
+            f"trainer.device={requested}: {local_world_size} ranks on this node but {gpus} GPU(s) visible; "
+            f"start at most {gpus} per node (--nproc-per-node={gpus}) or train on CPU with trainer.device=cpu")
+    return torch.device("cuda", local_rank)
+
+
+def setup(timeout_s: float = 1800.0, requested_device: str = "auto") -> DistributedContext:
+    """Pick this rank's device, then join the process group if launched as a group."""
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+    device = choose_device(requested_device, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # before init_process_group: NCCL binds the current device
         backend = "nccl"
     else:
-        device = torch.device("cpu")
         backend = "gloo"
     distributed = launched_distributed()
     if distributed and not dist.is_initialized():

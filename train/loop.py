@@ -53,7 +53,7 @@ def run(cfg: DictConfig) -> int:
     session = FaultToleranceSession(ft_config, store.directory)
     session.start()
     session.install_stop_handler()
-    ctx = distributed.setup(float(cfg.trainer.get("dist_timeout_s", 1800)))
+    ctx = distributed.setup(float(cfg.trainer.get("dist_timeout_s", 1800)), str(cfg.trainer.get("device", "auto")))
     try:
         code = _train(cfg, ctx, session, store, fault, run_dir)
     except BaseException:
