@@ -1,8 +1,8 @@
 # pulsetrain: `make help` lists the targets.
 PYTHON ?= python3
 TORCH  ?= 2.13.0
-# The default torch gets .venv; any other version its own venv, so switching never reinstalls.
-VENV   ?= $(if $(filter 2.13.0,$(TORCH)),.venv,.venv-torch-$(TORCH))
+# The default torch and python get .venv; any other pair its own venv, so switching never reinstalls.
+VENV   ?= $(if $(filter 2.13.0/python3,$(TORCH)/$(PYTHON)),.venv,.venv-torch-$(TORCH)$(if $(filter python3,$(PYTHON)),,-$(PYTHON)))
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
@@ -30,9 +30,8 @@ demo: $(VENV)/.installed ## 2 ranks on CPU, a hang injected in attempt 0: detect
 test: $(VENV)/.installed ## unit and integration tests (real ft_launcher processes on gloo)
 	$(PY) -m pytest
 
-compat: ## the whole suite on another torch: make compat TORCH=2.15.0 (builds .venv-torch-2.15.0 once)
-	@test "$(TORCH)" != "2.13.0" || { echo "compat: name a version, e.g. make compat TORCH=2.15.0"; exit 2; }
-	$(MAKE) test TORCH=$(TORCH)
+compat: ## the whole suite on another torch (and python): make compat TORCH=2.15.0 [PYTHON=python3.12]
+	$(MAKE) test TORCH=$(TORCH) PYTHON=$(PYTHON)
 
 drill: $(VENV)/.installed ## inject every fault kind into a short 2-rank job; each must finish (~1 min)
 	$(PY) examples/fault_drill.py

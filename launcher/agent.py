@@ -176,9 +176,9 @@ class FaultTolerantAgent(CompatibleAgent):
                         spec.max_restarts - self.restarts_left, spec.max_restarts)
         super()._restart_workers(worker_group)
 
-    def _stop_workers(self, worker_group: WorkerGroup) -> None:
+    def stop_workers(self, worker_group: WorkerGroup) -> None:
         if not isinstance(self.worker_context, WorkerGroupContext):
-            return super()._stop_workers(worker_group)
+            return super().stop_workers(worker_group)
         began = time.monotonic()
         running = len(self.worker_context.running())
         self.worker_context.kill_signal = self._launch.ft.termination_signal

@@ -21,13 +21,16 @@ from torch.distributed.elastic.multiprocessing.subprocess_handler import Subproc
 from torch.distributed.elastic.rendezvous import utils as _rdzv_utils
 
 LocalElasticAgent = _local_agent.LocalElasticAgent
+# The releases the suite ran on (docs/compatibility.md); only for telling people, never for branching.
+TESTED_TORCH_RANGE = ((2, 6), (2, 15))
 
 # (where, what we use it for); the compat test checks each on the installed torch and Hydra.
 PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("local_elastic_agent.start_processes", "module global the agent calls; swapped for our process contexts"),
     ("LocalElasticAgent._pcontext", "the running worker group's process context"),
     ("LocalElasticAgent._remaining_restarts", "restart budget left; zeroed when a worker exits 2"),
-    ("LocalElasticAgent._shutdown(death_sig[, timeout])", "agent teardown; timeout only on newer releases"),
+    ("LocalElasticAgent._shutdown(death_sig[, timeout | is_restart])", "agent teardown; differs by release"),
+    ("LocalElasticAgent._stop_workers(worker_group[, is_restart])", "group teardown before a restart"),
     ("LocalElasticAgent.__init__(shutdown_timeout=)", "only on newer releases"),
     ("PContext._start/_poll/_close/pids", "abstract methods our process contexts implement"),
     ("SubprocessHandler._popen, ._stdout, ._stderr", "start a worker in its own session; close its log files"),
@@ -37,12 +40,28 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 
+def untested_torch(version: str) -> str | None:
+    """A warning when ``version`` (torch.__version__) lies outside the tested range, else None."""
+    try:
+        release = tuple(int(part) for part in version.split("+")[0].split(".")[:2])
+    except ValueError:
+        return None  # a source build with an unusual version string: nothing to say
+    low, high = TESTED_TORCH_RANGE
+    if low <= release <= high:
+        return None
+    return (f"torch {version} is outside the releases pulsetrain was tested on "
+            f"({low[0]}.{low[1]} to {high[0]}.{high[1]}); if the launcher fails, "
+            f"`pytest tests/unit/test_compat.py` names the private API that changed")
+
+
 def _accepts(func: Callable[..., Any], name: str) -> bool:
     return name in inspect.signature(func).parameters
 
 
 AGENT_TAKES_SHUTDOWN_TIMEOUT = _accepts(LocalElasticAgent.__init__, "shutdown_timeout")
 SHUTDOWN_TAKES_TIMEOUT = _accepts(LocalElasticAgent._shutdown, "timeout")
+# Older releases close the rendezvous inside _shutdown unless told it is a restart.
+SHUTDOWN_TAKES_IS_RESTART = _accepts(LocalElasticAgent._shutdown, "is_restart")
 HANDLER_TAKES_NUMA = _accepts(SubprocessHandler.__init__, "numa_options")
 
 terminate_process_handler: Callable[[int, Any], None] = _mp_api._terminate_process_handler
@@ -81,17 +100,31 @@ class CompatibleAgent(LocalElasticAgent):
 
     def _shutdown(self, death_sig: signal.Signals = signal.SIGTERM, timeout: float | None = None,
                   **_ignored: Any) -> None:
-        # Older releases call _shutdown(sig), newer ones _shutdown(sig, timeout=...): accept both.
+        # Releases call _shutdown(sig), _shutdown(sig, timeout=...) or _shutdown(is_restart=...).
         self.shutdown_workers(death_sig, timeout)
+
+    def _stop_workers(self, worker_group: Any, *_ignored: Any, **_also_ignored: Any) -> None:
+        # Older releases pass is_restart=True here; the group ends the same way either way.
+        self.stop_workers(worker_group)
 
     def shutdown_workers(self, death_sig: signal.Signals, timeout: float | None) -> None:
         """End the agent's workers (the job is over or a signal stops it); subclasses refine this."""
         self.elastic_shutdown(death_sig, timeout)
 
+    def stop_workers(self, worker_group: Any) -> None:
+        """End the worker group before a restart; subclasses refine this."""
+        self.elastic_shutdown(signal.SIGTERM, None)
+
     def elastic_shutdown(self, death_sig: signal.Signals, timeout: float | None) -> None:
-        """Elastic's own teardown (watchdog, health server, process context) on any release."""
+        """Elastic's own teardown (watchdog, health server, process context) on any release.
+
+        It never closes the rendezvous: the job decides that (kept open after a stop request, so a
+        relaunch can join it, as torchrun does).
+        """
         if SHUTDOWN_TAKES_TIMEOUT and timeout is not None:
             super()._shutdown(death_sig, timeout=int(timeout))
+        elif SHUTDOWN_TAKES_IS_RESTART:
+            super()._shutdown(death_sig, is_restart=True)
         else:
             super()._shutdown(death_sig)
 

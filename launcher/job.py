@@ -21,7 +21,7 @@ from torch.distributed.elastic.rendezvous.utils import parse_rendezvous_endpoint
 from ft import exit_codes
 from launcher.agent import FaultTolerantAgent, WorkerLaunch, stopped_exit_codes_ok
 from launcher.args import LaunchArgs, parse_nnodes
-from launcher.compat import parse_rendezvous_config, terminate_process_handler
+from launcher.compat import parse_rendezvous_config, terminate_process_handler, untested_torch
 from launcher.fork_server import ForkServer
 from launcher.plan import JobPlan
 from launcher.report import JobRecord, settings_table
@@ -32,6 +32,11 @@ HANDLED_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"
 
 def prepare_environment(nproc: int) -> None:
     """Process-wide settings every job of this launch shares."""
+    import torch
+
+    warning = untested_torch(torch.__version__)
+    if warning:
+        log.warning("%s", warning)
     # torch 2.13 + gloo: with the rendezvous store shared with the workers, restarts failed 6 of 10
     # times here (pytorch issue 135712); with a separate store, 8 of 8 succeeded.
     os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")

@@ -32,7 +32,8 @@ def test_every_private_name_is_listed_and_only_compat_uses_them() -> None:
     assert len(compat.PRIVATE_NAMES) >= 10
     private_uses = (r"\._pcontext\b", r"\._remaining_restarts\b", r"\b_terminate_process_handler\b",
                     r"\b_parse_rendezvous_config\b", r"\bhydra\._internal\b", r"\blocal_elastic_agent\b",
-                    r"\bSubprocessHandler\b", r"\bsuper\(\)\._shutdown\b")
+                    r"\bSubprocessHandler\b", r"\bsuper\(\)\._shutdown\b",
+                    r"\bsuper\(\)\._stop_workers\b")
     for path in sorted(LAUNCHER.glob("*.py")):
         if path.name == "compat.py":
             continue
@@ -89,11 +90,27 @@ def test_shutdown_accepts_every_calling_convention(tmp_path: Path, call: str) ->
     assert "self._shutdown(" in source
 
 
-def test_elastic_shutdown_runs_on_this_release(tmp_path: Path) -> None:
+def test_elastic_shutdown_runs_on_this_release_and_leaves_the_rendezvous_open(tmp_path: Path) -> None:
     params = inspect.signature(local_agent.LocalElasticAgent._shutdown).parameters
     assert list(params)[:2] == ["self", "death_sig"]
+    assert set(params) <= {"self", "death_sig", "timeout", "is_restart"}, f"new _shutdown parameters: {params}"
     assert compat.SHUTDOWN_TAKES_TIMEOUT is ("timeout" in params)
-    _agent(tmp_path).elastic_shutdown(signal.SIGTERM, 3)  # no workers: must simply return
+    assert compat.SHUTDOWN_TAKES_IS_RESTART is ("is_restart" in params)
+    agent = _agent(tmp_path)
+    closed = []
+    agent._rdzv_handler = types.SimpleNamespace(shutdown=lambda: closed.append(True))
+    agent.elastic_shutdown(signal.SIGTERM, 3)  # no workers: must simply return
+    assert not closed, "the job, not the agent, decides when the rendezvous closes"
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"is_restart": True}])
+def test_stop_workers_accepts_every_calling_convention(tmp_path: Path, kwargs: dict) -> None:
+    agent = _agent(tmp_path)
+    seen = []
+    agent.stop_workers = seen.append  # type: ignore[method-assign]
+    agent._stop_workers("group", **kwargs)
+    assert seen == ["group"]
+    assert "_stop_workers(" in inspect.getsource(SimpleElasticAgent._restart_workers)
 
 
 def test_pcontext_abstract_methods_and_constructor() -> None:
@@ -134,3 +151,13 @@ def test_hydra_basic_sweeper_split() -> None:
     parsed = OverridesParser.create().parse_overrides(["a=1,2", "b=x"])
     jobs = [job for batch in compat.split_sweep(parsed) for job in batch]
     assert jobs == [["a=1", "b=x"], ["a=2", "b=x"]]
+
+
+def test_installed_torch_is_in_the_tested_range_and_others_are_named() -> None:
+    import torch
+
+    assert compat.untested_torch(torch.__version__) is None
+    assert compat.untested_torch("2.6.0+cu124") is None and compat.untested_torch("2.15.0") is None
+    assert "torch 2.16.0 is outside" in compat.untested_torch("2.16.0")
+    assert "2.6 to 2.15" in compat.untested_torch("2.5.1")
+    assert compat.untested_torch("weird") is None
