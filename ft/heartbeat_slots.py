@@ -1,20 +1,31 @@
-"""Shared-memory heartbeat slots: each rank stores (counter, monotonic ns); the monitor reads them.
+"""Shared-memory heartbeat slots: each rank stores (counter, monotonic ns); the monitor reads them whole.
 
-A heartbeat is a clock read and a 16-byte store into a file mapped by both processes, so it never
+A heartbeat is a clock read and a few stores into a file mapped by both processes, so it never
 waits on the monitor. Slots are 64 bytes apart (one cache line each) and never reused within a
 file, so a rank left over from an earlier attempt cannot write into a new rank's slot.
+
+A slot is three aligned 8-byte words: a sequence number, the heartbeat counter and the time. The
+writer makes the sequence odd, stores counter and time, then makes it even again (a seqlock); the
+reader retries until it sees the same even sequence before and after reading the pair. Every
+store is a single aligned 8-byte store (``memoryview.cast("Q")`` item assignment is one
+``memcpy`` of 8 bytes), never the zero-fill-then-write of ``struct.pack_into``, which let the
+monitor read a counter with time 0. The time word alone decides liveness and 0 never counts as
+a heartbeat, so even a CPU that reorders stores can at worst show the previous heartbeat.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
-import struct
 from pathlib import Path
 
 SLOT_BYTES = 64
 SLOT_CAPACITY = 4096
-_SLOT = struct.Struct("=qq")  # heartbeat counter, time.monotonic_ns() of the latest heartbeat
+_WORDS_PER_SLOT = SLOT_BYTES // 8
+_SEQ, _COUNT, _TIME = 0, 1, 2
+# A read overlaps a write only for the few stores of one heartbeat; after this many tries the
+# writer has been caught mid-heartbeat every time, which itself proves the rank is alive.
+_READ_TRIES = 1000
 
 
 class HeartbeatFile:
@@ -29,6 +40,7 @@ class HeartbeatFile:
             self._map = mmap.mmap(fd, capacity * SLOT_BYTES)
         finally:
             os.close(fd)
+        self._words = memoryview(self._map).cast("Q")
         self._next = 0
 
     @property
@@ -41,14 +53,28 @@ class HeartbeatFile:
             raise RuntimeError(f"all {self.capacity} heartbeat slots are used")
         slot = self._next
         self._next += 1
-        _SLOT.pack_into(self._map, slot * SLOT_BYTES, 0, 0)
+        base = slot * _WORDS_PER_SLOT
+        for word in range(_WORDS_PER_SLOT):
+            self._words[base + word] = 0
         return slot
 
-    def read(self, slot: int) -> tuple[int, int]:
-        """(counter, monotonic ns of the latest heartbeat); counter 0 means none yet."""
-        return _SLOT.unpack_from(self._map, slot * SLOT_BYTES)
+    def read(self, slot: int) -> tuple[int, int] | None:
+        """(counter, monotonic ns of the latest heartbeat), read whole; None if every try met a write.
+
+        Time 0 means no heartbeat yet, whatever the counter says.
+        """
+        words, base = self._words, slot * _WORDS_PER_SLOT
+        for _ in range(_READ_TRIES):
+            before = words[base + _SEQ]
+            if before & 1:
+                continue  # a write is in progress
+            count, beat_ns = words[base + _COUNT], words[base + _TIME]
+            if words[base + _SEQ] == before:
+                return (count, beat_ns) if beat_ns else (0, 0)
+        return None
 
     def close(self, unlink: bool = True) -> None:
+        self._words.release()
         self._map.close()
         if unlink:
             self.path.unlink(missing_ok=True)
@@ -66,12 +92,20 @@ class HeartbeatWriter:
             self._map = mmap.mmap(fd, size)
         finally:
             os.close(fd)
-        self._offset = slot * SLOT_BYTES
-        # Bound once: the heartbeat path is a single call with no attribute lookups on the struct.
-        self._pack_into = _SLOT.pack_into
+        self._words = memoryview(self._map).cast("Q")
+        self._seq_at = slot * _WORDS_PER_SLOT + _SEQ
+        self._count_at = self._seq_at + _COUNT
+        self._time_at = self._seq_at + _TIME
+        self._seq = self._words[self._seq_at]
 
     def write(self, counter: int, now_ns: int) -> None:
-        self._pack_into(self._map, self._offset, counter, now_ns)
+        words, seq = self._words, self._seq + 1
+        words[self._seq_at] = seq  # odd: a reader now retries
+        words[self._count_at] = counter
+        words[self._time_at] = now_ns
+        self._seq = seq + 1
+        words[self._seq_at] = seq + 1
 
     def close(self) -> None:
+        self._words.release()
         self._map.close()

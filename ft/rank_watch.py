@@ -33,17 +33,20 @@ class WatchedRank:
         self.initial, self.subsequent = initial, subsequent
         self.initial_source = self.subsequent_source = "calculated"
 
-    def last_sign_ns(self, heartbeats: HeartbeatFile) -> tuple[int, int]:
+    def last_sign_ns(self, heartbeats: HeartbeatFile, now_ns: int) -> tuple[int, int]:
         """(heartbeat counter, ns of the latest heartbeat or of init when there is none)."""
-        count, beat_ns = heartbeats.read(self.slot)
-        return count, (beat_ns if count > 0 else self.init_ns)
+        sample = heartbeats.read(self.slot)
+        if sample is None:  # caught mid-heartbeat on every try: the rank is beating right now
+            return 1, now_ns
+        count, beat_ns = sample
+        return count, (beat_ns if beat_ns else self.init_ns)
 
     def expired(self, heartbeats: HeartbeatFile, now_ns: int | None = None) -> RankEvent | None:
         """The timeout event this rank deserves now, or None (null timeouts never fire)."""
         if self.done:
             return None
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
-        count, since_ns = self.last_sign_ns(heartbeats)
+        count, since_ns = self.last_sign_ns(heartbeats, now_ns)
         gap = max(0.0, (now_ns - since_ns) / _NS)
         if count == 0:
             kind: EventKind = "initial_timeout"
@@ -55,8 +58,9 @@ class WatchedRank:
         return self.event(kind, gap, timeout, source)
 
     def disconnected(self, heartbeats: HeartbeatFile) -> RankEvent:
-        _, since_ns = self.last_sign_ns(heartbeats)
-        return self.event("disconnected", max(0.0, (time.monotonic_ns() - since_ns) / _NS), None, None)
+        now_ns = time.monotonic_ns()
+        _, since_ns = self.last_sign_ns(heartbeats, now_ns)
+        return self.event("disconnected", max(0.0, (now_ns - since_ns) / _NS), None, None)
 
     def event(self, kind: EventKind, gap: float, timeout: float | None, source: str | None) -> RankEvent:
         return RankEvent(

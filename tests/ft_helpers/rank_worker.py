@@ -50,10 +50,13 @@ def run(cmd: dict[str, Any]) -> Any:
         return None
     if name == "beat_for":
         end = time.monotonic() + cmd["seconds"]
+        beats = 0
         while time.monotonic() < end:
             client.send_heartbeat()
-            time.sleep(cmd["every"])
-        return None
+            beats += 1
+            if cmd["every"]:  # 0: back to back
+                time.sleep(cmd["every"])
+        return beats
     if name == "calibrate":
         done = client.calculate_and_set_hb_timeouts(skip_if_not_ready=cmd.get("skip", False))
         return {"set": done, "timeouts": timeouts()}

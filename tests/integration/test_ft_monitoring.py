@@ -94,6 +94,20 @@ def test_a_hung_rank_is_reported_within_timeout_plus_interval_and_a_beating_one_
     no_event(monitor, 1.0 + 2 * INTERVAL)
 
 
+def test_ranks_beating_back_to_back_under_a_10ms_check_are_never_reported(start_monitor, ranks):
+    # The monitor reads each slot 100 times a second while both ranks overwrite it as fast as they
+    # can: a read that mixed two writes (or saw time 0) would report a gap of the machine's uptime.
+    monitor = start_monitor(initial_rank_heartbeat_timeout=5.0, rank_heartbeat_timeout=1.0,
+                            workload_check_interval=0.01)
+    procs = ranks(2, monitor)
+    procs.call_all(cmd="init")
+    beats = procs.call_all(cmd="beat_for", seconds=20.0, every=0)
+    assert monitor.events.empty(), f"false hang: {monitor.events.get_nowait().describe()}"
+    assert min(beats) > 100_000  # really back to back
+    procs.call_all(cmd="shutdown")
+    no_event(monitor, 0.2)
+
+
 def test_no_first_heartbeat_is_an_initial_timeout(start_monitor, ranks):
     monitor = start_monitor(initial_rank_heartbeat_timeout=1.0, rank_heartbeat_timeout=0.3)
     procs = ranks(1, monitor)
