@@ -20,6 +20,8 @@ from typing import Any, Optional
 import yaml
 
 TIMEOUT_KEYS = ("initial_rank_heartbeat_timeout", "rank_heartbeat_timeout")
+# Keys in seconds where null means "never": .inf (YAML), inf (override) and inf/infinity (flags) mean null too.
+OPTIONAL_SECONDS = TIMEOUT_KEYS
 _NULL_WORDS = {"", "null", "none", "~", "inf", "infinity"}
 _TRUE_WORDS = {"true", "yes", "1", "on"}
 _FALSE_WORDS = {"false", "no", "0", "off"}
@@ -60,6 +62,8 @@ class FaultToleranceConfig:
 
     def __post_init__(self) -> None:
         validate(dataclasses.asdict(self))
+        for key in OPTIONAL_SECONDS:  # one spelling of "never" from here on: None
+            setattr(self, key, _normalise(key, getattr(self, key)))
 
     # ----------------------------------------------------------------- conversions
     @classmethod
@@ -138,9 +142,9 @@ def _is_number(value: Any) -> bool:
 def validate(values: Mapping[str, Any]) -> None:
     """Refuse bad values with a message naming the key and the value."""
     _check_known(values)
-    for key in TIMEOUT_KEYS:
+    for key in OPTIONAL_SECONDS:
         value = values.get(key)
-        if value is None:
+        if value is None or value == math.inf:
             continue
         if not _is_number(value) or math.isnan(value):
             raise FaultToleranceConfigError(
@@ -178,8 +182,8 @@ def validate(values: Mapping[str, Any]) -> None:
 
 
 def _normalise(key: str, value: Any) -> Any:
-    if key in TIMEOUT_KEYS and value is not None:
-        return float(value)
+    if key in OPTIONAL_SECONDS and value is not None:
+        return None if value == math.inf else float(value)
     if key in ("safety_factor", "workload_check_interval", "rank_termination_grace"):
         return float(value)
     if key == "rank_termination_signal":
@@ -234,14 +238,14 @@ def parse_cli_value(key: str, text: str | None) -> Any:
             return False
         raise FaultToleranceConfigError(f"--ft-{key.replace('_', '-')}: expected true or false, got {text!r}")
     if "float" in kind or "int" in kind:
-        if key in TIMEOUT_KEYS and raw.lower() in _NULL_WORDS:
+        if key in OPTIONAL_SECONDS and raw.lower() in _NULL_WORDS:
             return None
         try:
             return int(raw) if kind == "int" else float(raw)
         except ValueError:
             raise FaultToleranceConfigError(
                 f"fault_tolerance.{key}: expected a number, got {text!r}"
-                + ("; use null for infinite" if key in TIMEOUT_KEYS else "")
+                + ("; use null for infinite" if key in OPTIONAL_SECONDS else "")
             ) from None
     return raw
 
