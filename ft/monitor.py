@@ -52,6 +52,9 @@ class RankMonitor:
         self._commands: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
         self._conns: dict[socket.socket, Connection] = {}
         self._generation = 0
+        self._errors_seen: set[tuple[str, type, str]] = set()
+        # What ended the monitor thread, if anything did while it should have been running.
+        self.death: BaseException | None = None
         logging.getLogger("ft.monitor").setLevel(config.log_level)
 
     # ------------------------------------------------------------------ owner's API
@@ -85,6 +88,14 @@ class RankMonitor:
         if self.endpoint is None:
             raise RankMonitorError("call RankMonitor.start() before worker_env()")
         return {ENDPOINT_ENV: os.fspath(self.endpoint)}
+
+    def check_alive(self) -> None:
+        """Raise RankMonitorError if the monitor thread has died: the ranks are no longer watched."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping.is_set():
+            raise RankMonitorError(
+                f"the rank monitor stopped unexpectedly ({self.death!r}); hang detection is gone, "
+                f"so the job is ended rather than left running unwatched"
+            )
 
     def reset(self) -> None:
         """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
@@ -124,19 +135,40 @@ class RankMonitor:
             raise RankMonitorError(f"the monitor thread did not handle {name!r} within {_COMMAND_WAIT:g} s")
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.death = exc  # the owner's check_alive() turns this into an error that ends the job
+            log.critical("the rank monitor thread stopped: %r; no rank is watched any more", exc)
+            raise
+
+    def _loop(self) -> None:
         interval = self.config.workload_check_interval
         next_check = time.monotonic() + interval
         while not self._stopping.is_set():
-            try:
-                for key, _ in self._selector.select(max(0.0, next_check - time.monotonic())):
-                    self._dispatch(key)
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + interval
-                    self._check_deadlines()
-            except Exception:
-                # A bug in one handler must not end monitoring of every rank: log and carry on.
-                log.exception("rank monitor: unexpected error; monitoring continues")
-                time.sleep(min(interval, 0.1))
+            # Serving and checking fail separately: a broken accept() (EMFILE) never stops deadline checks.
+            if not self._guarded("serving connections", self._serve, max(0.0, next_check - time.monotonic())):
+                self._stopping.wait(min(interval, 0.05))  # the error would recur at once: do not spin
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + interval
+                self._guarded("checking deadlines", self._check_deadlines)
+
+    def _serve(self, timeout: float) -> None:
+        for key, _ in self._selector.select(timeout):
+            self._dispatch(key)
+
+    def _guarded(self, doing: str, step, *args) -> bool:
+        """Run one step of the loop; an error is logged once (per kind) and monitoring carries on."""
+        try:
+            step(*args)
+            return True
+        except Exception as exc:
+            seen = (doing, type(exc), str(exc))
+            if seen not in self._errors_seen:
+                self._errors_seen.add(seen)
+                log.error("rank monitor: error while %s: %r; monitoring continues (logged once)", doing, exc,
+                          exc_info=True)
+            return False
 
     def _dispatch(self, key: selectors.SelectorKey) -> None:
         if key.data == "server":

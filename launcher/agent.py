@@ -98,6 +98,8 @@ class FaultTolerantAgent(LocalElasticAgent):
 
     # ------------------------------------------------------------------ watching
     def _monitor_workers(self, worker_group: WorkerGroup) -> RunResult:
+        if self._launch.monitor is not None:
+            self._launch.monitor.check_alive()  # raises: job.py ends the job (exit 1) with its message
         events = self._pending_events()
         if events:
             # The likely culprit first: a rank not waiting on its peers, with the longest silence.

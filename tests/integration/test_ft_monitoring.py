@@ -5,8 +5,13 @@ These ranks do not import torch (no process group needed), so each starts in a f
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import queue
+import resource
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -16,7 +21,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ft_helpers.processes import RankProcesses  # noqa: E402
 
-from ft import FaultToleranceConfig, RankMonitor  # noqa: E402
+from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitor  # noqa: E402
+from ft.wire import PROTOCOL_VERSION  # noqa: E402
 
 pytestmark = pytest.mark.integration
 INTERVAL = 0.1
@@ -207,3 +213,34 @@ def test_a_rank_notices_when_its_monitor_goes_away(start_monitor, ranks):
     reply = procs.reply(0, check=False)
     assert reply["ok"] is False and reply["type"] == "RankMonitorClientError"
     assert "closed this rank's connection" in reply["error"]
+
+
+def test_the_monitor_survives_emfile_on_accept_keeps_checking_and_logs_it_once(start_monitor, ranks, caplog):
+    monitor = start_monitor(initial_rank_heartbeat_timeout=None, rank_heartbeat_timeout=1.0)
+    procs = ranks(1, monitor)
+    procs.call(0, cmd="init")
+    newcomer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # its fd exists before the limit
+    newcomer.settimeout(10)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.dup(0)
+    os.close(lowest_free)
+    caplog.set_level(logging.ERROR, logger="ft.monitor")
+    try:
+        # From here this process can open no file: the monitor's accept() fails with EMFILE for real.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+        newcomer.connect(monitor.worker_env()[ENDPOINT_ENV])
+        procs.call(0, cmd="beat", n=1)
+        last_beat = time.monotonic()
+        event = monitor.events.get(timeout=5)  # deadlines are still checked while accept() keeps failing
+        detected = time.monotonic()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert (event.kind, event.rank) == ("heartbeat_timeout", 0)
+    assert detected - last_beat <= 1.0 + INTERVAL + SLACK + 0.5
+    errors = [r for r in caplog.records if "serving connections" in r.getMessage()]
+    assert len(errors) == 1 and "Too many open files" in errors[0].getMessage()
+    # With descriptors back, the waiting connection is accepted and answered.
+    message = {"type": "init", "protocol": PROTOCOL_VERSION, "rank": 1, "local_rank": 1, "pid": os.getpid()}
+    newcomer.sendall((json.dumps(message) + "\n").encode())
+    assert json.loads(newcomer.makefile().readline())["ok"] is True
+    newcomer.close()
