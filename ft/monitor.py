@@ -25,6 +25,8 @@ from ft.events import RankEvent
 from ft.heartbeat_slots import HeartbeatFile
 from ft.monitor_requests import Connection, RequestHandler, RequestRefused, accept_connections
 from ft.private_dir import SOCKET_NAME, make_private_dir
+from ft.rank_watch import ExpectedWorker
+from ft.stacks import stack_file_path
 from ft.wire import ENDPOINT_ENV, MAX_MESSAGE_BYTES, ProtocolError, encode
 
 log = logging.getLogger("ft.monitor")
@@ -49,7 +51,8 @@ class RankMonitor:
         self._dir: Path | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._commands: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
+        self._commands: queue.Queue[tuple[str, object, threading.Event]] = queue.Queue()
+        self._expected: dict[int, ExpectedWorker] = {}  # local rank -> a started worker, until it connects
         self._conns: dict[socket.socket, Connection] = {}
         self._generation = 0
         self._errors_seen: set[tuple[str, type, str]] = set()
@@ -63,7 +66,7 @@ class RankMonitor:
         if self._thread is not None:
             raise RankMonitorError("RankMonitor.start() was already called")
         self._dir = make_private_dir()
-        stacks = self.stack_dir if self.stack_dir is not None else self._dir / "stacks"
+        stacks = self._stacks = self.stack_dir if self.stack_dir is not None else self._dir / "stacks"
         stacks.mkdir(parents=True, exist_ok=True)
         self.endpoint = self._dir / SOCKET_NAME
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -97,6 +100,16 @@ class RankMonitor:
                 f"so the job is ended rather than left running unwatched"
             )
 
+    def stack_file(self, rank: int) -> Path:
+        """Where ``rank`` of the current attempt writes its stacks; a worker may register it before init."""
+        if self.endpoint is None:
+            raise RankMonitorError("call RankMonitor.start() before stack_file()")
+        return stack_file_path(self._stacks, rank, self._publisher.attempt)
+
+    def expect_workers(self, workers: list[ExpectedWorker]) -> None:
+        """Watch workers just started: one not connected within initial_rank_heartbeat_timeout is reported."""
+        self._command("expect", workers)
+
     def reset(self) -> None:
         """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
         self._command("reset")
@@ -123,13 +136,13 @@ class RankMonitor:
         self.stop()
 
     # ------------------------------------------------------------------ monitor thread
-    def _command(self, name: str) -> None:
+    def _command(self, name: str, payload: object = None) -> None:
         if self._thread is None or not self._thread.is_alive():
             if name == "reset":
                 self._publisher.next_attempt()
             return
         done = threading.Event()
-        self._commands.put((name, done))
+        self._commands.put((name, payload, done))
         self._wake_w.send(b"x")
         if not done.wait(_COMMAND_WAIT):
             raise RankMonitorError(f"the monitor thread did not handle {name!r} within {_COMMAND_WAIT:g} s")
@@ -176,9 +189,11 @@ class RankMonitor:
         elif key.data == "wake":
             self._wake_r.recv(4096)
             while not self._commands.empty():
-                name, done = self._commands.get_nowait()
+                name, payload, done = self._commands.get_nowait()
                 if name == "reset":
                     self._reset()
+                elif name == "expect":
+                    self._expected.update({w.local_rank: w for w in payload})  # type: ignore[attr-defined]
                 done.set()
         else:
             self._receive(key.data)
@@ -199,6 +214,8 @@ class RankMonitor:
         try:
             for message in conn.buffer.feed(chunk):
                 conn.sock.sendall(encode(self._handler.handle(conn, message)))
+                if conn.rank is not None and conn.rank.local_rank in self._expected:
+                    self._expected[conn.rank.local_rank].connected = True
         except (ProtocolError, RequestRefused) as exc:
             who = f"rank {conn.rank.rank}" if conn.rank else f"pid {conn.peer_pid}"
             log.warning("closing the connection of %s: %s", who, exc)
@@ -238,11 +255,21 @@ class RankMonitor:
             if event is not None:
                 conn.rank.done = True  # at most one event per rank and attempt
                 found.append((event, conn.rank.stack_file))
+        now_ns = time.monotonic_ns()
+        timeout = self.config.initial_rank_heartbeat_timeout
+        source = self.sources.get("initial_rank_heartbeat_timeout", "config")
+        connected = {conn.rank.local_rank for conn in self._conns.values() if conn.rank is not None}
+        for worker in self._expected.values():
+            worker.connected = worker.connected or worker.local_rank in connected
+            event = worker.overdue(timeout, source, now_ns)
+            if event is not None:
+                found.append((event, worker.stack_file))
         if found:
             self._publisher.report_hangs(found)
 
     def _reset(self) -> None:
         self._close_ranks()
+        self._expected.clear()
         self._publisher.next_attempt()
         if self._heartbeats.used > self._heartbeats.capacity // 2:
             # Slots are never reused within a file; start a fresh one while no rank uses the old.

@@ -16,6 +16,7 @@ from ft.config import FaultToleranceConfig
 from ft.errors import RankMonitorStateError
 from ft.heartbeat_slots import SLOT_BYTES, HeartbeatFile
 from ft.rank_watch import WatchedRank
+from ft.stacks import stack_file_path
 from ft.timeouts import check_seconds
 from ft.wire import PROTOCOL_VERSION, LineBuffer
 
@@ -129,7 +130,7 @@ class RequestHandler:
             slot = heartbeats.allocate()
         except RuntimeError as exc:
             raise RequestRefused(str(exc)) from None
-        stack_file = self.stack_dir / f"stacks-rank{rank}-attempt{self.attempt()}.txt"
+        stack_file = stack_file_path(self.stack_dir, rank, self.attempt())
         watched = WatchedRank(
             rank=rank,
             local_rank=local_rank,

@@ -73,3 +73,28 @@ class WatchedRank:
             timeout_source=source,
             stack_file=None,
         )
+
+
+@dataclass
+class ExpectedWorker:
+    """A worker the launcher started, watched until it connects: a rank stuck before init is a hang too."""
+
+    local_rank: int
+    rank: int
+    pid: int
+    start_ns: int
+    # The stack file its early SIGUSR2 handler writes to; None when it has none (not forked by us).
+    stack_file: Path | None
+    no_stacks_reason: str | None = None
+    connected: bool = False
+    reported: bool = False
+
+    def overdue(self, timeout: float | None, source: str, now_ns: int) -> RankEvent | None:
+        if self.connected or self.reported or timeout is None:
+            return None
+        gap = (now_ns - self.start_ns) / _NS
+        if gap <= timeout:
+            return None
+        self.reported = True
+        return RankEvent(kind="not_connected", rank=self.rank, local_rank=self.local_rank, pid=self.pid, gap=gap,
+                         timeout=timeout, timeout_source=source, no_stacks_reason=self.no_stacks_reason)

@@ -23,6 +23,8 @@ from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElas
 
 from ft import exit_codes
 from ft.config import FaultToleranceConfig
+from ft.rank_watch import ExpectedWorker
+from ft.wire import STACK_FILE_ENV
 from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
@@ -30,6 +32,8 @@ from launcher.stacks import top_frames, waits_on_peers
 
 log = logging.getLogger("launcher")
 _FORWARDED = signal.SIGTERM  # SIGINT/SIGHUP/SIGQUIT to the launcher reach the workers as SIGTERM
+NO_EARLY_STACKS = ("started as a new process (--no-fork-server or --no-python), it has no SIGUSR2 stack dump "
+                   "until init_workload_monitoring(), and SIGUSR2 would kill it")
 
 
 @dataclass
@@ -70,11 +74,26 @@ class FaultTolerantAgent(LocalElasticAgent):
             pids = super()._start_workers(worker_group)
         finally:
             elastic_local.start_processes = original
+        self._expect_connections(worker_group, pids)
         restart = worker_group.spec.max_restarts - self._remaining_restarts
         log.info("attempt %d started: world size %d, %d local workers (pids %s), restart %d of %d",
                  attempt.number, attempt.world_size, len(pids), " ".join(str(p) for p in pids.values()),
                  restart, worker_group.spec.max_restarts)
         return pids
+
+    def _expect_connections(self, worker_group: WorkerGroup, pids: dict[int, int]) -> None:
+        """Have the monitor watch every started worker until it connects (a hang before init is a hang too)."""
+        monitor = self._launch.monitor
+        if monitor is None:
+            return
+        forked = isinstance(self._pcontext, ForkedContext)
+        started = time.monotonic_ns()
+        monitor.expect_workers([
+            ExpectedWorker(local_rank=w.local_rank, rank=w.global_rank, pid=pids[w.local_rank], start_ns=started,
+                           stack_file=monitor.stack_file(w.global_rank) if forked else None,
+                           no_stacks_reason=None if forked else NO_EARLY_STACKS)
+            for w in worker_group.workers if w.local_rank in pids
+        ])
 
     def _start_processes(self, name, entrypoint, args, envs, logs_specs, log_line_prefixes=None,
                          **_ignored) -> WorkerGroupContext:
@@ -82,6 +101,7 @@ class FaultTolerantAgent(LocalElasticAgent):
             env.update(self._launch.extra_env)
             if self._launch.monitor is not None:
                 env.update(self._launch.monitor.worker_env())
+                env[STACK_FILE_ENV] = str(self._launch.monitor.stack_file(int(env["RANK"])))
         common = dict(name=name, entrypoint=entrypoint, args=args, envs=envs, logs_specs=logs_specs,
                       log_line_prefixes=log_line_prefixes)
         if self._launch.fork_server is not None:
@@ -153,16 +173,19 @@ class FaultTolerantAgent(LocalElasticAgent):
                 continue  # from an attempt that is already over
             if event.kind == "disconnected" and not self._still_running_after(event.pid, 1.0):
                 continue  # the rank exited: its exit code tells whether it finished or crashed
+            if event.kind == "not_connected" and not self._still_running_after(event.pid, 0.0):
+                continue  # it exited before connecting: its exit code is what counts
             events.append(event)
 
     def _still_running_after(self, pid: int, wait: float) -> bool:
         rank = next(r for r, p in self._pcontext.pids().items() if p == pid)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
+        while True:
             if self._pcontext.exit_codes().get(rank) is not None:
                 return False
+            if time.monotonic() >= deadline:
+                return True
             time.sleep(0.01)
-        return True
 
     def _fail_attempt(self, cause: str) -> None:
         self._end_attempt(cause, "failed")
