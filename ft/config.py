@@ -21,7 +21,7 @@ import yaml
 
 TIMEOUT_KEYS = ("initial_rank_heartbeat_timeout", "rank_heartbeat_timeout")
 # Keys in seconds where null means "never": .inf (YAML), inf (override) and inf/infinity (flags) mean null too.
-OPTIONAL_SECONDS = TIMEOUT_KEYS
+OPTIONAL_SECONDS = (*TIMEOUT_KEYS, "rank_exit_timeout")
 _NULL_WORDS = {"", "null", "none", "~", "inf", "infinity"}
 _TRUE_WORDS = {"true", "yes", "1", "on"}
 _FALSE_WORDS = {"false", "no", "0", "off"}
@@ -45,6 +45,9 @@ class FaultToleranceConfig:
     initial_rank_heartbeat_timeout: Optional[float] = 3600.0  # noqa: UP045 (OmegaConf needs Optional)
     # Longest gap between two heartbeats; must cover the slowest step and a checkpoint save.
     rank_heartbeat_timeout: Optional[float] = 2700.0  # noqa: UP045
+    # Longest a rank may keep running after it ended monitoring, once every other local rank has ended
+    # monitoring or exited (a teardown deadlock, a non-daemon thread); then it is reported and killed.
+    rank_exit_timeout: Optional[float] = 300.0  # noqa: UP045
     # Multiplier on the observed maximum intervals when timeouts are calculated.
     safety_factor: float = 5.0
     # How often the monitor checks the deadlines; detection latency is at most this much past the timeout.

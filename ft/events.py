@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-EventKind = Literal["initial_timeout", "heartbeat_timeout", "disconnected", "not_connected"]
+EventKind = Literal["initial_timeout", "heartbeat_timeout", "disconnected", "not_connected", "exit_timeout"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class RankEvent:
             text = (
                 f"{who} did not connect to the rank monitor {self.gap:.1f} s after it started (stuck before "
                 f"init_workload_monitoring()?); initial_rank_heartbeat_timeout is {self.timeout:g} s{source}"
+            )
+        elif self.kind == "exit_timeout":
+            text = (
+                f"{who} ended monitoring but had not exited {self.gap:.1f} s after every local rank was done "
+                f"(stuck in teardown?); rank_exit_timeout is {self.timeout:g} s{source}"
             )
         elif self.kind == "heartbeat_timeout":
             text = (

@@ -25,7 +25,7 @@ from ft.events import RankEvent
 from ft.heartbeat_slots import HeartbeatFile
 from ft.monitor_requests import Connection, RequestHandler, RequestRefused, accept_connections
 from ft.private_dir import SOCKET_NAME, make_private_dir
-from ft.rank_watch import ExpectedWorker
+from ft.rank_watch import ExpectedWorker, WatchedRank
 from ft.stacks import stack_file_path
 from ft.wire import ENDPOINT_ENV, MAX_MESSAGE_BYTES, ProtocolError, encode
 
@@ -53,6 +53,9 @@ class RankMonitor:
         self._stopping = threading.Event()
         self._commands: queue.Queue[tuple[str, object, threading.Event]] = queue.Queue()
         self._expected: dict[int, ExpectedWorker] = {}  # local rank -> a started worker, until it connects
+        # Local rank -> the rank that ended monitoring in this attempt; read by the owner's thread too.
+        self._shut_down: dict[int, WatchedRank] = {}
+        self._shut_down_lock = threading.Lock()
         self._conns: dict[socket.socket, Connection] = {}
         self._generation = 0
         self._errors_seen: set[tuple[str, type, str]] = set()
@@ -109,6 +112,11 @@ class RankMonitor:
     def expect_workers(self, workers: list[ExpectedWorker]) -> None:
         """Watch workers just started: one not connected within initial_rank_heartbeat_timeout is reported."""
         self._command("expect", workers)
+
+    def shut_down_ranks(self) -> dict[int, WatchedRank]:
+        """Ranks of this attempt that ended monitoring (by local rank), with when (``shutdown_ns``)."""
+        with self._shut_down_lock:
+            return dict(self._shut_down)
 
     def reset(self) -> None:
         """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
@@ -216,6 +224,9 @@ class RankMonitor:
                 conn.sock.sendall(encode(self._handler.handle(conn, message)))
                 if conn.rank is not None and conn.rank.local_rank in self._expected:
                     self._expected[conn.rank.local_rank].connected = True
+                if conn.rank is not None and conn.rank.shutdown_ns is not None:
+                    with self._shut_down_lock:
+                        self._shut_down[conn.rank.local_rank] = conn.rank
         except (ProtocolError, RequestRefused) as exc:
             who = f"rank {conn.rank.rank}" if conn.rank else f"pid {conn.peer_pid}"
             log.warning("closing the connection of %s: %s", who, exc)
@@ -270,6 +281,8 @@ class RankMonitor:
     def _reset(self) -> None:
         self._close_ranks()
         self._expected.clear()
+        with self._shut_down_lock:
+            self._shut_down.clear()
         self._publisher.next_attempt()
         if self._heartbeats.used > self._heartbeats.capacity // 2:
             # Slots are never reused within a file; start a fresh one while no rank uses the old.

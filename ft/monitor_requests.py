@@ -110,6 +110,7 @@ class RequestHandler:
             return {"ok": True}
         if kind == "shutdown":
             conn.rank.done = True
+            conn.rank.shutdown_ns = time.monotonic_ns()
             log.debug("rank %d shut monitoring down", conn.rank.rank)
             return {"ok": True}
         raise RequestRefused(f"unknown request type {kind!r}")

@@ -28,6 +28,8 @@ class WatchedRank:
     subsequent_source: str
     # Set once the rank has shut down or been reported: it is never reported (again).
     done: bool = False
+    # When the rank ended monitoring (shutdown request), monotonic ns.
+    shutdown_ns: int | None = None
 
     def set_calculated(self, initial: float, subsequent: float) -> None:
         self.initial, self.subsequent = initial, subsequent

@@ -25,6 +25,7 @@ from ft import exit_codes
 from ft.config import FaultToleranceConfig
 from ft.rank_watch import ExpectedWorker
 from ft.wire import STACK_FILE_ENV
+from launcher.exit_watch import ExitWatch
 from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
@@ -54,6 +55,8 @@ class FaultTolerantAgent(LocalElasticAgent):
     def __init__(self, spec, logs_specs, launch: WorkerLaunch, term_timeout: float) -> None:
         super().__init__(spec, logs_specs, start_method="spawn", shutdown_timeout=int(term_timeout))
         self._launch = launch
+        sources = launch.monitor.sources if launch.monitor is not None else {}
+        self._exit_watch = ExitWatch(launch.ft.rank_exit_timeout, sources.get("rank_exit_timeout", "config"))
         self._term_timeout = term_timeout
         self._attempts = 0
         self.stopped_on_request = False
@@ -64,6 +67,7 @@ class FaultTolerantAgent(LocalElasticAgent):
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
         if self._launch.monitor is not None and self._attempts > 0:
             self._launch.monitor.reset()  # between attempts only, so stack files count from attempt 0
+        self._exit_watch.reset()
         attempt = self._launch.record.begin(self._attempts, worker_group.workers[0].world_size)
         self._attempts += 1
         # Elastic builds every worker's environment, then calls start_processes(); we keep the
@@ -120,7 +124,7 @@ class FaultTolerantAgent(LocalElasticAgent):
     def _monitor_workers(self, worker_group: WorkerGroup) -> RunResult:
         if self._launch.monitor is not None:
             self._launch.monitor.check_alive()  # raises: job.py ends the job (exit 1) with its message
-        events = self._pending_events()
+        events = self._pending_events() + self._exit_timeouts()
         if events:
             # The likely culprit first: a rank not waiting on its peers, with the longest silence.
             events.sort(key=lambda e: (waits_on_peers(e.stack_file), -e.gap))
@@ -176,6 +180,12 @@ class FaultTolerantAgent(LocalElasticAgent):
             if event.kind == "not_connected" and not self._still_running_after(event.pid, 0.0):
                 continue  # it exited before connecting: its exit code is what counts
             events.append(event)
+
+    def _exit_timeouts(self) -> list:
+        monitor = self._launch.monitor
+        if monitor is None or not isinstance(self._pcontext, WorkerGroupContext):
+            return []
+        return self._exit_watch.overdue(self._pcontext.exit_codes(), monitor.shut_down_ranks())
 
     def _still_running_after(self, pid: int, wait: float) -> bool:
         rank = next(r for r, p in self._pcontext.pids().items() if p == pid)

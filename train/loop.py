@@ -61,8 +61,10 @@ def run(cfg: DictConfig) -> int:
         distributed.teardown(ctx)
         session.shutdown()
         raise
-    session.shutdown()
+    # Leave the group while heartbeat deadlines still cover it; only what follows falls to rank_exit_timeout.
+    session.close_stop_handler()
     distributed.teardown(ctx)
+    session.shutdown()
     return code
 
 

@@ -95,11 +95,15 @@ class FaultToleranceSession:
             log.debug("stop agreement every %d steps (slowest rank's step %.2f ms)",
                       self.stop_check_every, step_s * 1e3)
 
-    def shutdown(self) -> None:
-        """Stop monitoring and restore signal handlers (call on every rank, after the last step)."""
+    def close_stop_handler(self) -> None:
+        """Finish the in-flight stop agreement and restore signal handlers (before leaving the process group)."""
         if self.guard is not None:
             self.guard.close()
             self.guard = None
+
+    def shutdown(self) -> None:
+        """Stop monitoring (call on every rank, after leaving the process group: rank_exit_timeout covers the rest)."""
+        self.close_stop_handler()
         if self.client is not None:
             self.client.shutdown_workload_monitoring()
 

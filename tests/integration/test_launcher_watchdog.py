@@ -36,7 +36,7 @@ def test_a_dead_monitor_thread_ends_the_job_within_a_second(launches, tmp_path):
     stderr = StderrLines(proc)
     found = wait_for(lambda: _stepping(out, 2), 60, "both ranks to take a step")
     die.touch()
-    killed = time.monotonic()
+    killed = time.time()
     proc.wait(timeout=60)
     err = stderr.text()
     assert proc.returncode == 1, err
@@ -80,3 +80,22 @@ def test_a_rank_that_never_connects_ends_the_job_with_1_when_the_budget_is_spent
     assert "no stacks: started as a new process" in err  # said plainly, and no SIGUSR2 was sent
     assert "killed by SIGUSR2" not in err
     assert records(out) == {}
+
+
+def test_a_rank_that_never_exits_after_shutdown_is_reported_with_stacks_and_killed(launches, tmp_path):
+    out = tmp_path / "out"
+    proc = launches.start([*FAST, "--nproc-per-node=2", "--max-restarts=0", "--ft-rank-exit-timeout=2",
+                           "--log-dir", str(tmp_path / "logs"), PLAIN, f"out={out}", "stuck_at_exit=1@0"], out)
+    stderr = StderrLines(proc)
+    proc.wait(timeout=90)
+    err = stderr.text()
+    assert proc.returncode == 1, err
+    found = records(out)
+    assert found[(0, 0)]["finished"] and found[(1, 0)]["finished"], "training itself completed on both ranks"
+    noticed = stderr.first("ended monitoring but had not exited")
+    assert noticed is not None, err
+    all_done = max(r["done_time"] for r in found.values())
+    assert noticed - all_done <= 2 + 1, err
+    assert "rank 1 (local rank 1" in err and "rank_exit_timeout is 2 s from --ft-rank-exit-timeout" in err
+    assert "_stuck_at_exit" in (tmp_path / "logs" / "stacks" / "stacks-rank1-attempt0.txt").read_text()
+    assert not pid_alive(found[(1, 0)]["pid"]), "the rank stuck at exit was killed"

@@ -50,7 +50,7 @@ def wait_for(predicate, timeout: float, what: str, period: float = 0.05):
 
 
 class StderrLines:
-    """Reads a process's stderr on a thread, stamping each line with the monotonic time it arrived."""
+    """Reads a process's stderr on a thread, stamping each line with the time it arrived (time.time(), as workers do)."""
 
     def __init__(self, proc: subprocess.Popen) -> None:
         self.lines: list[tuple[float, str]] = []
@@ -59,7 +59,7 @@ class StderrLines:
 
     def _pump(self, proc: subprocess.Popen) -> None:
         for line in proc.stderr:
-            self.lines.append((time.monotonic(), line))
+            self.lines.append((time.time(), line))
 
     def first(self, text: str) -> float | None:
         return next((t for t, line in self.lines if text in line), None)
