@@ -11,7 +11,7 @@ import logging
 
 from ft.distributed import all_reduce_max
 from ft.errors import RankMonitorClientError
-from ft.timeouts import HeartbeatTimeouts, merge_calculated
+from ft.timeouts import MIN_CALCULATED_TIMEOUT, HeartbeatTimeouts, SavedTimeouts, merge_calculated
 
 log = logging.getLogger("ft.client")
 
@@ -54,3 +54,49 @@ def calibrate(
         calculated.initial, first_wait, safety_factor, calculated.subsequent, max_gap, safety_factor,
     )  # fmt: skip
     return calculated
+
+
+def calibrate_sections(
+    selected: list[str],
+    longest: dict[str, float],
+    longest_out: float,
+    calc_out_of_section: bool,
+    previous: SavedTimeouts,
+    safety_factor: float,
+    skip_if_not_ready: bool,
+    rank: int,
+) -> tuple[dict[str, float], float | None] | None:
+    """Collective: every rank passes the same ``selected`` names. (section timeouts, out-of-section) or None.
+
+    A section is ready once every rank has completed it at least once; out-of-section once some
+    stretch without a section was seen. Values only grow (merge rule, ft/timeouts.py).
+    """
+    names = sorted(selected)
+    unseen = [0.0 if name in longest else 1.0 for name in names]
+    values = all_reduce_max([
+        max(unseen, default=0.0) if names else 0.0,
+        *(longest.get(name, 0.0) for name in names),
+        longest_out,
+        *(previous.sections.get(name, 0.0) for name in names),
+        previous.out_of_section or 0.0,
+    ])
+    not_ready, measured = values[0], values[1 : 1 + len(names)]
+    out, before = values[1 + len(names)], values[2 + len(names) : 2 + 2 * len(names)]
+    out_before = values[-1]
+    if not_ready or (calc_out_of_section and out <= 0.0):
+        if skip_if_not_ready:
+            return None
+        raise RankMonitorClientError(
+            f"calculate_and_set_section_timeouts(): not enough data; every rank must have completed each of "
+            f"{names} at least once{' and spent time outside sections' if calc_out_of_section else ''}. Call it "
+            f"later, or pass skip_if_not_ready=True"
+        )
+    sections = {
+        name: max(seen * safety_factor, MIN_CALCULATED_TIMEOUT, old) for name, seen, old in zip(names, measured, before, strict=True)
+    }
+    out_timeout = max(out * safety_factor, MIN_CALCULATED_TIMEOUT, out_before) if calc_out_of_section else None
+    if rank == 0:
+        shown = ", ".join(f"{name} {value:.1f} s" for name, value in sections.items())
+        log.info("calculated section timeouts: %s%s (longest seen x %g)", shown or "none",
+                 f"; out-of-section {out_timeout:.1f} s" if out_timeout is not None else "", safety_factor)
+    return sections, out_timeout

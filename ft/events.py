@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-EventKind = Literal["initial_timeout", "heartbeat_timeout", "disconnected", "not_connected", "exit_timeout"]
+EventKind = Literal[
+    "initial_timeout", "heartbeat_timeout", "section_timeout", "out_of_section_timeout", "disconnected",
+    "not_connected", "exit_timeout",
+]
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class RankEvent:
     stack_file: Path | None = None
     # Why no stacks could be asked for, when that is known in advance (said in the report).
     no_stacks_reason: str | None = None
+    # The open section that timed out (section_timeout only).
+    section: str | None = None
 
     def describe(self) -> str:
         """One line for people: which rank, what happened, the numbers and where the timeout came from."""
@@ -41,6 +46,16 @@ class RankEvent:
             text = (
                 f"{who} did not connect to the rank monitor {self.gap:.1f} s after it started (stuck before "
                 f"init_workload_monitoring()?); initial_rank_heartbeat_timeout is {self.timeout:g} s{source}"
+            )
+        elif self.kind == "section_timeout":
+            text = (
+                f"{who} has been in section '{self.section}' for {self.gap:.1f} s; "
+                f"rank_section_timeouts.{self.section} is {self.timeout:g} s{source}"
+            )
+        elif self.kind == "out_of_section_timeout":
+            text = (
+                f"{who} has been outside any section for {self.gap:.1f} s; "
+                f"rank_out_of_section_timeout is {self.timeout:g} s{source}"
             )
         elif self.kind == "exit_timeout":
             text = (

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ft.events import EventKind, RankEvent
-from ft.heartbeat_slots import HeartbeatFile
+from ft.heartbeat_slots import HeartbeatFile, SlotReading
 
 _NS = 1e9
 
@@ -30,10 +31,19 @@ class WatchedRank:
     done: bool = False
     # When the rank ended monitoring (shutdown request), monotonic ns.
     shutdown_ns: int | None = None
+    # Sections: the name behind each id the rank announced, and (timeout, source) by name.
+    section_names: dict[int, str] = field(default_factory=dict)
+    section_timeouts: dict[str, tuple[float | None, str]] = field(default_factory=dict)
+    out_of_section: tuple[float | None, str] = (None, "config")
 
     def set_calculated(self, initial: float, subsequent: float) -> None:
         self.initial, self.subsequent = initial, subsequent
         self.initial_source = self.subsequent_source = "calculated"
+
+    def set_calculated_sections(self, sections: dict[str, float], out_of_section: float | None) -> None:
+        self.section_timeouts.update({name: (seconds, "calculated") for name, seconds in sections.items()})
+        if out_of_section is not None:
+            self.out_of_section = (out_of_section, "calculated")
 
     def last_sign_ns(self, heartbeats: HeartbeatFile, now_ns: int) -> tuple[int, int]:
         """(heartbeat counter, ns of the latest heartbeat or of init when there is none)."""
@@ -48,7 +58,13 @@ class WatchedRank:
         if self.done:
             return None
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
-        count, since_ns = self.last_sign_ns(heartbeats, now_ns)
+        reading = heartbeats.read_slot(self.slot)
+        if reading is None:  # caught mid-write on every try: the rank is beating right now
+            return None
+        return self._section_expired(reading, now_ns) or self._heartbeat_expired(reading, now_ns)
+
+    def _heartbeat_expired(self, reading: SlotReading, now_ns: int) -> RankEvent | None:
+        count, since_ns = reading.count, (reading.beat_ns or self.init_ns)
         gap = max(0.0, (now_ns - since_ns) / _NS)
         if count == 0:
             kind: EventKind = "initial_timeout"
@@ -58,6 +74,21 @@ class WatchedRank:
         if timeout is None or gap <= timeout:
             return None
         return self.event(kind, gap, timeout, source)
+
+    def _section_expired(self, reading: SlotReading, now_ns: int) -> RankEvent | None:
+        if reading.open_mask == 0:
+            timeout, source = self.out_of_section
+            gap = (now_ns - (reading.out_of_section_since_ns or self.init_ns)) / _NS
+            if timeout is not None and gap > timeout:
+                return self.event("out_of_section_timeout", gap, timeout, source)
+            return None
+        for section, name in self.section_names.items():
+            if reading.open_mask >> section & 1:
+                timeout, source = self.section_timeouts.get(name, (None, "config"))
+                gap = (now_ns - reading.starts_ns[section]) / _NS
+                if timeout is not None and gap > timeout:
+                    return dataclasses.replace(self.event("section_timeout", gap, timeout, source), section=name)
+        return None
 
     def disconnected(self, heartbeats: HeartbeatFile) -> RankEvent:
         now_ns = time.monotonic_ns()

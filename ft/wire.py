@@ -18,7 +18,7 @@ ENDPOINT_ENV = "PULSETRAIN_FT_ENDPOINT"
 # SIGUSR2 from its first moment, before the client connects (launcher/worker_main.py).
 STACK_FILE_ENV = "PULSETRAIN_FT_STACK_FILE"
 # Bump when a message changes meaning; the monitor refuses clients speaking another version.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_MESSAGE_BYTES = 64 * 1024
 
 

@@ -43,7 +43,7 @@ def _override_sources(overrides: list[str]) -> dict[str, str]:
     """Keys of ``fault_tolerance`` set by command-line overrides, named as the user typed them."""
     found: dict[str, str] = {}
     for text in overrides:
-        match = re.match(r"^[+~]{0,2}fault_tolerance\.(\w+)=", text)
+        match = re.match(r"^[+~]{0,2}fault_tolerance\.(\w+)(?:\.[\w-]+)?=", text)  # .step of rank_section_timeouts
         if match:  # a group choice (fault_tolerance=demo) shows as that option's file instead
             found[match.group(1)] = f"override {text}"
     return found
@@ -55,6 +55,8 @@ def format_value(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{name}:{format_value(seconds)}" for name, seconds in value.items()) + "}"
     return str(value)
 
 

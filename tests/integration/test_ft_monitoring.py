@@ -244,3 +244,59 @@ def test_the_monitor_survives_emfile_on_accept_keeps_checking_and_logs_it_once(s
     newcomer.sendall((json.dumps(message) + "\n").encode())
     assert json.loads(newcomer.makefile().readline())["ok"] is True
     newcomer.close()
+
+
+def test_a_section_left_open_is_reported_with_its_name_and_source(start_monitor, ranks):
+    monitor = start_monitor(initial_rank_heartbeat_timeout=None, rank_heartbeat_timeout=None,
+                            rank_section_timeouts={"step": 0.5, "checkpoint": 1.0},
+                            sources={"rank_section_timeouts": "--ft-rank-section-timeouts"})
+    procs = ranks(1, monitor)
+    procs.call(0, cmd="init")
+    for _ in range(3):  # short steps inside their timeout: nothing to report
+        procs.call(0, cmd="section", op="start", name="step", hold=0.2)
+        procs.call(0, cmd="section", op="end", name="step")
+    procs.call(0, cmd="section", op="start", name="checkpoint")
+    opened = time.monotonic()
+    event = monitor.events.get(timeout=5)
+    assert (event.kind, event.section, event.timeout, event.timeout_source) == (
+        "section_timeout", "checkpoint", 1.0, "--ft-rank-section-timeouts")
+    assert 1.0 < event.gap <= 1.0 + INTERVAL + SLACK
+    assert time.monotonic() - opened <= 1.0 + INTERVAL + SLACK + 0.5
+    assert "in section 'checkpoint'" in event.describe() and "rank_section_timeouts.checkpoint is 1 s" in event.describe()
+    assert "wait_for_command" in event.stack_file.read_text()
+
+
+def test_out_of_section_time_is_watched_and_nested_sections_are_timed_separately(start_monitor, ranks):
+    monitor = start_monitor(initial_rank_heartbeat_timeout=None, rank_heartbeat_timeout=None,
+                            rank_section_timeouts={"outer": None, "inner": 1.0}, rank_out_of_section_timeout=1.0)
+    procs = ranks(1, monitor)
+    procs.call(0, cmd="init")
+    procs.call(0, cmd="section", op="start", name="outer")
+    procs.call(0, cmd="section", op="start", name="inner", hold=0.3)
+    procs.call(0, cmd="section", op="end", name="inner")
+    no_event(monitor, 1.2)  # only "outer" is open, and it has no timeout
+    procs.call(0, cmd="section", op="end_all")
+    closed = time.monotonic()
+    event = monitor.events.get(timeout=5)
+    assert (event.kind, event.timeout, event.timeout_source) == ("out_of_section_timeout", 1.0, "config")
+    assert time.monotonic() - closed <= 1.0 + INTERVAL + SLACK + 0.5
+
+
+def test_calculated_section_timeouts_are_collective_enforced_and_saved(start_monitor, ranks):
+    monitor = start_monitor(initial_rank_heartbeat_timeout=None, rank_heartbeat_timeout=None,
+                            rank_section_timeouts={"step": None})
+    procs = ranks(2, monitor)
+    procs.call_all(cmd="pg")
+    procs.call_all(cmd="init")
+    procs.call_all(cmd="section", op="start", name="step", hold=0.1)
+    procs.call_all(cmd="section", op="end", name="step")
+    results = procs.call_all(cmd="calibrate_sections", selected=["step"], out=False)
+    assert all(r["set"] for r in results) and results[0]["timeouts"] == results[1]["timeouts"]
+    timeouts = results[0]["timeouts"]
+    assert timeouts["calculated_sections"]["step"] == 1.0  # 0.1 s x 5 is below the 1 s floor
+    assert not timeouts["is_out_of_section_calculated"] and timeouts["out_of_section"] is None
+    state = procs.call(0, cmd="state")
+    assert state["sections"] == {"step": 1.0} and state["out_of_section"] is None
+    procs.call(1, cmd="section", op="start", name="step")  # and hangs in it
+    event = monitor.events.get(timeout=5)
+    assert (event.rank, event.kind, event.section, event.timeout_source) == (1, "section_timeout", "step", "calculated")

@@ -37,7 +37,7 @@ def test_merge_never_lowers_a_calculated_timeout_but_ignores_configured_ones():
 def test_state_dict_round_trips_through_json():
     timeouts = HeartbeatTimeouts(12.5, 7.0, were_calculated=True)
     state = json.loads(json.dumps(to_state_dict(timeouts)))
-    assert state["version"] == 1
+    assert state["version"] == 2
     assert from_state_dict(state) == timeouts
     assert from_state_dict(to_state_dict(None)) is None
 
@@ -50,6 +50,8 @@ def test_state_dict_round_trips_through_json():
         ({"version": 1, "calculated": None}, "not a heartbeat-timeouts state dict"),
         ({"format": "pulsetrain.ft.heartbeat_timeouts", "version": 99, "calculated": None}, "version 99"),
         ({"format": "pulsetrain.ft.heartbeat_timeouts", "version": 1, "calculated": None, "x": 1}, "unknown keys"),
+        ({"format": "pulsetrain.ft.heartbeat_timeouts", "version": 2, "calculated": None, "sections": {"step": 0}},
+         "sections.step"),
         ({"format": "pulsetrain.ft.heartbeat_timeouts", "version": 1, "calculated": {"initial": 1}}, "exactly"),
         (
             {"format": "pulsetrain.ft.heartbeat_timeouts", "version": 1, "calculated": {"initial": -1, "subsequent": 2}},
