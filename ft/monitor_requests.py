@@ -167,8 +167,10 @@ class RequestHandler:
         if calculated is not None:
             watched.set_calculated(*calculated)
         section_source = self.sources.get("rank_section_timeouts", "config")
-        watched.section_timeouts = {name: (seconds, section_source)
-                                    for name, seconds in self.config.rank_section_timeouts.items()}
+        watched.section_timeouts = {
+            name: (seconds, self.sources.get(f"rank_section_timeouts.{name}", section_source))
+            for name, seconds in self.config.rank_section_timeouts.items()
+        }
         watched.out_of_section = (self.config.rank_out_of_section_timeout,
                                   self.sources.get("rank_out_of_section_timeout", "config"))
         sections = _section_timeouts(message)

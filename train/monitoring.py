@@ -32,6 +32,10 @@ def _noop() -> None:
     pass
 
 
+def _noop_section(_name: str) -> None:
+    pass
+
+
 class FaultToleranceSession:
     """One rank's RankMonitorClient and PreemptionGuard, driven by the training loop."""
 
@@ -45,6 +49,9 @@ class FaultToleranceSession:
         self._timed_calls, self._timing_started = 0, 0.0
         # Bound once: the hot path is a single attribute call per step.
         self.heartbeat = self.client.send_heartbeat if self.client is not None else _noop
+        self.start_section = self.client.start_section if self.client is not None else _noop_section
+        self.end_section = self.client.end_section if self.client is not None else _noop_section
+        self._validated = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -123,6 +130,13 @@ class FaultToleranceSession:
         ):
             return
         self.client.calculate_and_set_hb_timeouts()
+        # Sections every rank has completed by now (validation runs on the same steps on every rank);
+        # `init` keeps its configured timeout: a restart's init holds a checkpoint load a fresh run lacks.
+        sections = ["step", "checkpoint", *(["validation"] if self._validated else [])]
+        self.client.calculate_and_set_section_timeouts(selected_sections=sections, calc_out_of_section=False)
+
+    def note_validated(self) -> None:
+        self._validated = True
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any] | None:

@@ -103,6 +103,18 @@ def test_fault_recovers_to_the_weights_of_an_uninterrupted_run(reference, tmp_pa
     assert not list((tmp_path / "checkpoints").glob(".step_*"))  # no half-written file survives
 
 
+def test_a_hang_inside_the_checkpoint_section_is_named_with_its_timeout_source(reference, tmp_path):
+    sections = "fault_tolerance.rank_section_timeouts.checkpoint=3"
+    code, out = launch([*FT_LAUNCHER, "--max-restarts=1"], tmp_path, "fault=hang_in_checkpoint", "fault.rank=0",
+                       "fault.step=120", "fault_tolerance.rank_heartbeat_timeout=null",
+                       "fault_tolerance.rank_section_timeouts.step=5", sections)
+    assert code == 0, out[-4000:]
+    assert "rank 0 (local rank 0" in out and "has been in section 'checkpoint' for 3." in out
+    assert f"rank_section_timeouts.checkpoint is 3 s from override {sections}" in out
+    assert "no heartbeat" not in out  # only the section timeout was set
+    assert_same_weights(tmp_path, reference)
+
+
 def test_sigterm_on_one_rank_stops_all_then_relaunch_continues(reference, tmp_path):
     code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "fault=sigterm", "fault.rank=1", "fault.step=120")
     assert code == 75, out[-4000:]

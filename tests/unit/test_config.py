@@ -34,7 +34,9 @@ def test_defaults_match_the_documented_values():
 
 def test_composed_default_group_equals_schema_defaults():
     composed = FaultToleranceConfig.from_mapping(compose_ft())
-    assert composed == FaultToleranceConfig()
+    # The YAML lists the template loop's sections, without timeouts, so overrides can set them.
+    listed = dict.fromkeys(["init", "step", "checkpoint", "validation"])
+    assert composed == FaultToleranceConfig(rank_section_timeouts=listed)
 
 
 def test_null_means_infinite():
@@ -182,3 +184,10 @@ def test_inf_means_null_in_yaml_overrides_flags_and_the_constructor(tmp_path):
 def test_minus_inf_is_refused():
     with pytest.raises(FaultToleranceConfigError, match=r"rank_heartbeat_timeout: must be > 0 seconds, got -inf"):
         FaultToleranceConfig.from_mapping({"rank_heartbeat_timeout": float("-inf")})
+
+
+def test_a_template_section_timeout_is_set_with_an_override():
+    cfg = FaultToleranceConfig.from_mapping(compose_ft("fault_tolerance.rank_section_timeouts.checkpoint=600",
+                                                       "+fault_tolerance.rank_section_timeouts.mine=inf"))
+    assert cfg.rank_section_timeouts == {"init": None, "step": None, "checkpoint": 600.0, "validation": None,
+                                         "mine": None}
