@@ -11,7 +11,7 @@ import logging
 
 from ft.distributed import all_reduce_max
 from ft.errors import RankMonitorClientError
-from ft.timeouts import MIN_CALCULATED_TIMEOUT, HeartbeatTimeouts, SavedTimeouts, merge_calculated
+from ft.timeouts import HeartbeatTimeouts, SavedTimeouts, merge_calculated
 
 log = logging.getLogger("ft.client")
 
@@ -22,6 +22,7 @@ def calibrate(
     max_gap: float,
     previous: HeartbeatTimeouts | None,
     safety_factor: float,
+    floor: float,
     skip_if_not_ready: bool,
     rank: int,
 ) -> HeartbeatTimeouts | None:
@@ -46,7 +47,7 @@ def calibrate(
             f"or pass skip_if_not_ready=True"
         )
     agreed_previous = HeartbeatTimeouts(prev_initial or None, prev_subsequent or None, prev_subsequent > 0)
-    calculated = merge_calculated(agreed_previous, first_wait, max_gap, safety_factor)
+    calculated = merge_calculated(agreed_previous, first_wait, max_gap, safety_factor, floor)
     log.log(
         logging.INFO if rank == 0 else logging.DEBUG,
         "calculated heartbeat timeouts: initial %.1f s (longest wait for a first heartbeat %.3f s x %g), "
@@ -63,6 +64,7 @@ def calibrate_sections(
     calc_out_of_section: bool,
     previous: SavedTimeouts,
     safety_factor: float,
+    floor: float,
     skip_if_not_ready: bool,
     rank: int,
 ) -> tuple[dict[str, float], float | None] | None:
@@ -92,9 +94,9 @@ def calibrate_sections(
             f"later, or pass skip_if_not_ready=True"
         )
     sections = {
-        name: max(seen * safety_factor, MIN_CALCULATED_TIMEOUT, old) for name, seen, old in zip(names, measured, before, strict=True)
+        name: max(seen * safety_factor, floor, old) for name, seen, old in zip(names, measured, before, strict=True)
     }
-    out_timeout = max(out * safety_factor, MIN_CALCULATED_TIMEOUT, out_before) if calc_out_of_section else None
+    out_timeout = max(out * safety_factor, floor, out_before) if calc_out_of_section else None
     if rank == 0:
         shown = ", ".join(f"{name} {value:.1f} s" for name, value in sections.items())
         log.info("calculated section timeouts: %s%s (longest seen x %g)", shown or "none",

@@ -147,6 +147,7 @@ class RankMonitorClient(SectionsAPI):
             max_gap=self._max_gap_ns / 1e9,
             previous=self._calculated,
             safety_factor=(self.config or FaultToleranceConfig()).safety_factor,
+            floor=(self.config or FaultToleranceConfig()).calculated_timeout_floor,
             skip_if_not_ready=skip_if_not_ready,
             rank=self.rank or 0,
         )

@@ -58,7 +58,7 @@ class SectionsAPI:
         result = calibrate_sections(
             selected, clock.longest, clock.longest_out_now(time.monotonic_ns()), calc_out_of_section,
             SavedTimeouts(sections=self._calc_sections, out_of_section=self._calc_out_of_section),
-            config.safety_factor, skip_if_not_ready, self.rank or 0,
+            config.safety_factor, config.calculated_timeout_floor, skip_if_not_ready, self.rank or 0,
         )  # fmt: skip
         if result is None:
             return False

@@ -55,6 +55,9 @@ class FaultToleranceConfig:
     rank_exit_timeout: Optional[float] = 300.0  # noqa: UP045
     # Multiplier on the observed maximum intervals when timeouts are calculated.
     safety_factor: float = 5.0
+    # No calculated timeout is set below this (seconds): a millisecond step x safety_factor would
+    # otherwise give a timeout that a GC pause or a busy file system exceeds.
+    calculated_timeout_floor: float = 10.0
     # How often the monitor checks the deadlines; detection latency is at most this much past the timeout.
     workload_check_interval: float = 0.25
     # Signal that ends a hung rank once the grace period after SIGTERM has passed.
@@ -161,6 +164,7 @@ def validate(values: Mapping[str, Any]) -> None:
         _check_optional_seconds(key, value)
     for key, minimum, strict in (
         ("safety_factor", 1.0, False),
+        ("calculated_timeout_floor", 0.0, True),
         ("workload_check_interval", 0.0, True),
         ("rank_termination_grace", 0.0, False),
     ):
@@ -204,7 +208,7 @@ def _normalise(key: str, value: Any) -> Any:
         return {str(name): _normalise(TIMEOUT_KEYS[0], seconds) for name, seconds in value.items()}
     if key in OPTIONAL_SECONDS and value is not None:
         return None if value == math.inf else float(value)
-    if key in ("safety_factor", "workload_check_interval", "rank_termination_grace"):
+    if key in ("safety_factor", "calculated_timeout_floor", "workload_check_interval", "rank_termination_grace"):
         return float(value)
     if key == "rank_termination_signal":
         return _signal(value).name

@@ -2,7 +2,7 @@
 
 Merge rule: a new calibration never lowers a calculated timeout. For each of ``initial`` and
 ``subsequent`` the result is ``max(previous calculated value, measured max interval x safety_factor,
-MIN_CALCULATED_TIMEOUT)``. A run that once needed a long gap (a slow checkpoint save, a slow
+calculated_timeout_floor)``. A run that once needed a long gap (a slow checkpoint save, a slow
 validation) keeps that allowance in every later run that loads the state dict.
 """
 
@@ -17,9 +17,6 @@ from ft.errors import RankMonitorStateError
 
 STATE_FORMAT = "pulsetrain.ft.heartbeat_timeouts"
 STATE_VERSION = 2
-# Floor for calculated timeouts: a run whose steps take milliseconds would otherwise get a
-# timeout shorter than ordinary scheduling noise (and a resume's checkpoint load).
-MIN_CALCULATED_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -42,11 +39,11 @@ class HeartbeatTimeouts:
 
 
 def merge_calculated(
-    previous: HeartbeatTimeouts | None, initial_interval: float, max_gap: float, safety_factor: float
+    previous: HeartbeatTimeouts | None, initial_interval: float, max_gap: float, safety_factor: float, floor: float
 ) -> HeartbeatTimeouts:
     """Apply the merge rule (module docstring) to measured intervals in seconds."""
-    initial = max(initial_interval * safety_factor, MIN_CALCULATED_TIMEOUT)
-    subsequent = max(max_gap * safety_factor, MIN_CALCULATED_TIMEOUT)
+    initial = max(initial_interval * safety_factor, floor)
+    subsequent = max(max_gap * safety_factor, floor)
     if previous is not None and previous.were_calculated:
         initial = max(initial, previous.initial or 0.0)
         subsequent = max(subsequent, previous.subsequent or 0.0)

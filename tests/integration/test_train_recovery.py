@@ -154,7 +154,7 @@ def test_torchrun_restart_resumes_exactly(reference, tmp_path):
 
 def test_calibrated_timeouts_are_saved_and_protect_the_next_launch(tmp_path):
     calibrate = ["fault_tolerance=calibrate", "fault_tolerance.calibration_steps=5", "trainer.max_steps=60",
-                 "checkpoint.every=20"]
+                 "checkpoint.every=20", "fault_tolerance.calculated_timeout_floor=1"]
     code, out = launch(FT_LAUNCHER, tmp_path, *calibrate)
     assert code == 0, out[-4000:]
     assert "calculated heartbeat timeouts" in out
