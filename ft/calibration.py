@@ -48,11 +48,15 @@ def calibrate(
         )
     agreed_previous = HeartbeatTimeouts(prev_initial or None, prev_subsequent or None, prev_subsequent > 0)
     calculated = merge_calculated(agreed_previous, first_wait, max_gap, safety_factor, floor)
+    # Calibrating again is cheap and common (after every save): a line only when something changed.
+    changed = (calculated.initial, calculated.subsequent) != (prev_initial, prev_subsequent)
+    what = "recalculated" if agreed_previous.were_calculated else "calculated"
     log.log(
-        logging.INFO if rank == 0 else logging.DEBUG,
-        "calculated heartbeat timeouts: initial %.1f s (longest wait for a first heartbeat %.3f s x %g), "
-        "per-step %.1f s (longest gap between heartbeats %.3f s x %g)",
-        calculated.initial, first_wait, safety_factor, calculated.subsequent, max_gap, safety_factor,
+        logging.INFO if rank == 0 and changed else logging.DEBUG,
+        "%s heartbeat timeouts: initial %.1f s (longest wait for a first heartbeat %.3f s x %g), "
+        "per-step %.1f s (longest gap between heartbeats %.3f s x %g; floor %g s)%s",
+        what, calculated.initial, first_wait, safety_factor, calculated.subsequent, max_gap, safety_factor, floor,
+        f", was {prev_subsequent:.1f} s" if agreed_previous.were_calculated and changed else "",
     )  # fmt: skip
     return calculated
 
@@ -97,8 +101,10 @@ def calibrate_sections(
         name: max(seen * safety_factor, floor, old) for name, seen, old in zip(names, measured, before, strict=True)
     }
     out_timeout = max(out * safety_factor, floor, out_before) if calc_out_of_section else None
-    if rank == 0:
-        shown = ", ".join(f"{name} {value:.1f} s" for name, value in sections.items())
-        log.info("calculated section timeouts: %s%s (longest seen x %g)", shown or "none",
-                 f"; out-of-section {out_timeout:.1f} s" if out_timeout is not None else "", safety_factor)
+    changed = any(value != old for value, old in zip(sections.values(), before, strict=True)) or (
+        out_timeout is not None and out_timeout != out_before)
+    shown = ", ".join(f"{name} {value:.1f} s" for name, value in sections.items())
+    log.log(logging.INFO if rank == 0 and changed else logging.DEBUG,
+            "calculated section timeouts: %s%s (longest seen x %g, floor %g s)", shown or "none",
+            f"; out-of-section {out_timeout:.1f} s" if out_timeout is not None else "", safety_factor, floor)
     return sections, out_timeout

@@ -59,6 +59,9 @@ class RankMonitorClient(SectionsAPI):
         self._calc_sections: dict[str, float] = {}
         self._calc_out_of_section: float | None = None
         self._clock = None
+        # What the calculated timeouts were measured on (e.g. world size, a config digest); saved by
+        # state_dict() for the caller to compare on load. The client itself does not interpret it.
+        self.measured_on: dict[str, Any] | None = None
         self._reset_timing()
         _clients.add(self)
 
@@ -160,7 +163,8 @@ class RankMonitorClient(SectionsAPI):
     # ------------------------------------------------------------------ 2./5. persistence
     def state_dict(self) -> dict[str, Any]:
         """Versioned, JSON-serialisable; holds the calculated timeouts (identical on every rank)."""
-        saved = SavedTimeouts(sections=self._calc_sections, out_of_section=self._calc_out_of_section)
+        saved = SavedTimeouts(sections=self._calc_sections, out_of_section=self._calc_out_of_section,
+                              measured_on=self.measured_on)
         return to_state_dict(self._calculated, saved)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -115,9 +115,10 @@ class RequestHandler:
             if timeouts is None and sections is None:
                 raise RequestRefused("'set_timeouts' needs 'timeouts' or 'sections'")
             if timeouts is not None:
+                changed = (conn.rank.initial, conn.rank.subsequent) != timeouts
                 conn.rank.set_calculated(*timeouts)
-                # Every rank sends the same values: one line per node is enough.
-                log.log(logging.INFO if conn.rank.local_rank == 0 else logging.DEBUG,
+                # Every rank sends the same values: one line per node, and only when they changed.
+                log.log(logging.INFO if conn.rank.local_rank == 0 and changed else logging.DEBUG,
                         "calculated timeouts applied: initial %.1f s, per-step %.1f s", *timeouts)
             if sections is not None:
                 conn.rank.set_calculated_sections(*sections)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def run(cfg: DictConfig) -> int:
     store = CheckpointStore(run_dir / cfg.checkpoint.dir, cfg.checkpoint.keep_last)
 
     # Connect to the monitor before anything slow, so the initial timeout covers all of it.
-    session = FaultToleranceSession(ft_config, store.directory)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    session = FaultToleranceSession(ft_config, store.directory, training_state.measured_on(cfg, world_size))
     session.start()
     session.start_section("init")  # ends before the first step: process group, model, data, resume
     session.install_stop_handler()
@@ -120,12 +122,13 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
     def save(at: int) -> None:
         session.heartbeat()
         session.start_section("checkpoint")
+        began = time.perf_counter()
         path = training_state.save(ctx, store, parts, at, fp, session.state_dict(),
                                    in_save=lambda: fault.in_checkpoint_save(ctx.rank, at))
         if path is not None:
             session.persist_state()
         session.end_section("checkpoint")
-        session.note_checkpoint_saved(at)
+        session.note_checkpoint_saved(at, time.perf_counter() - began)
         session.heartbeat()
 
     if step >= max_steps:
