@@ -23,9 +23,11 @@ from ft.errors import RankMonitorError
 from ft.event_publisher import EventPublisher
 from ft.events import RankEvent
 from ft.heartbeat_slots import HeartbeatFile
+from ft.loop_guard import LoopGuard
 from ft.monitor_requests import Connection, RequestHandler, RequestRefused, accept_connections
 from ft.private_dir import SOCKET_NAME, make_private_dir
 from ft.rank_watch import ExpectedWorker, WatchedRank
+from ft.roster import AttemptRoster
 from ft.stacks import stack_file_path
 from ft.wire import ENDPOINT_ENV, MAX_MESSAGE_BYTES, ProtocolError, encode
 
@@ -52,13 +54,10 @@ class RankMonitor:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._commands: queue.Queue[tuple[str, object, threading.Event]] = queue.Queue()
-        self._expected: dict[int, ExpectedWorker] = {}  # local rank -> a started worker, until it connects
-        # Local rank -> the rank that ended monitoring in this attempt; read by the owner's thread too.
-        self._shut_down: dict[int, WatchedRank] = {}
-        self._shut_down_lock = threading.Lock()
+        self._roster = AttemptRoster()
         self._conns: dict[socket.socket, Connection] = {}
         self._generation = 0
-        self._errors_seen: set[tuple[str, type, str]] = set()
+        self._guard = LoopGuard(log, "rank monitor")
         # What ended the monitor thread, if anything did while it should have been running.
         self.death: BaseException | None = None
         logging.getLogger("ft.monitor").setLevel(config.log_level)
@@ -115,8 +114,7 @@ class RankMonitor:
 
     def shut_down_ranks(self) -> dict[int, WatchedRank]:
         """Ranks of this attempt that ended monitoring (by local rank), with when (``shutdown_ns``)."""
-        with self._shut_down_lock:
-            return dict(self._shut_down)
+        return self._roster.shut_down()
 
     def reset(self) -> None:
         """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
@@ -168,28 +166,15 @@ class RankMonitor:
         next_check = time.monotonic() + interval
         while not self._stopping.is_set():
             # Serving and checking fail separately: a broken accept() (EMFILE) never stops deadline checks.
-            if not self._guarded("serving connections", self._serve, max(0.0, next_check - time.monotonic())):
+            if not self._guard.run("serving connections", self._serve, max(0.0, next_check - time.monotonic())):
                 self._stopping.wait(min(interval, 0.05))  # the error would recur at once: do not spin
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + interval
-                self._guarded("checking deadlines", self._check_deadlines)
+                self._guard.run("checking deadlines", self._check_deadlines)
 
     def _serve(self, timeout: float) -> None:
         for key, _ in self._selector.select(timeout):
             self._dispatch(key)
-
-    def _guarded(self, doing: str, step, *args) -> bool:
-        """Run one step of the loop; an error is logged once (per kind) and monitoring carries on."""
-        try:
-            step(*args)
-            return True
-        except Exception as exc:
-            seen = (doing, type(exc), str(exc))
-            if seen not in self._errors_seen:
-                self._errors_seen.add(seen)
-                log.error("rank monitor: error while %s: %r; monitoring continues (logged once)", doing, exc,
-                          exc_info=True)
-            return False
 
     def _dispatch(self, key: selectors.SelectorKey) -> None:
         if key.data == "server":
@@ -201,7 +186,7 @@ class RankMonitor:
                 if name == "reset":
                     self._reset()
                 elif name == "expect":
-                    self._expected.update({w.local_rank: w for w in payload})  # type: ignore[attr-defined]
+                    self._roster.expect(payload)  # type: ignore[arg-type]
                 done.set()
         else:
             self._receive(key.data)
@@ -222,11 +207,8 @@ class RankMonitor:
         try:
             for message in conn.buffer.feed(chunk):
                 conn.sock.sendall(encode(self._handler.handle(conn, message)))
-                if conn.rank is not None and conn.rank.local_rank in self._expected:
-                    self._expected[conn.rank.local_rank].connected = True
-                if conn.rank is not None and conn.rank.shutdown_ns is not None:
-                    with self._shut_down_lock:
-                        self._shut_down[conn.rank.local_rank] = conn.rank
+                if conn.rank is not None:
+                    self._roster.saw(conn.rank)
         except (ProtocolError, RequestRefused) as exc:
             who = f"rank {conn.rank.rank}" if conn.rank else f"pid {conn.peer_pid}"
             log.warning("closing the connection of %s: %s", who, exc)
@@ -266,23 +248,16 @@ class RankMonitor:
             if event is not None:
                 conn.rank.done = True  # at most one event per rank and attempt
                 found.append((event, conn.rank.stack_file))
-        now_ns = time.monotonic_ns()
-        timeout = self.config.initial_rank_heartbeat_timeout
-        source = self.sources.get("initial_rank_heartbeat_timeout", "config")
         connected = {conn.rank.local_rank for conn in self._conns.values() if conn.rank is not None}
-        for worker in self._expected.values():
-            worker.connected = worker.connected or worker.local_rank in connected
-            event = worker.overdue(timeout, source, now_ns)
-            if event is not None:
-                found.append((event, worker.stack_file))
+        found += self._roster.not_connected(connected, self.config.initial_rank_heartbeat_timeout,
+                                            self.sources.get("initial_rank_heartbeat_timeout", "config"),
+                                            time.monotonic_ns())
         if found:
             self._publisher.report_hangs(found)
 
     def _reset(self) -> None:
         self._close_ranks()
-        self._expected.clear()
-        with self._shut_down_lock:
-            self._shut_down.clear()
+        self._roster.clear()
         self._publisher.next_attempt()
         if self._heartbeats.used > self._heartbeats.capacity // 2:
             # Slots are never reused within a file; start a fresh one while no rank uses the old.

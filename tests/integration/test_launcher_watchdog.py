@@ -61,7 +61,7 @@ def test_a_rank_stuck_before_connecting_is_reported_with_stacks_and_restarted(la
     assert started is not None and noticed is not None, err
     assert noticed - started <= 2 + 1, err
     gap = float(re.search(r"did not connect to the rank monitor ([\d.]+) s after it started", err).group(1))
-    assert 2 < gap <= 2 + 1
+    assert 2 <= gap <= 2 + 1  # shown rounded to 0.1 s
     assert "initial_rank_heartbeat_timeout is 2 s from --ft-initial-rank-heartbeat-timeout" in err
     stacks = tmp_path / "logs" / "stacks" / "stacks-rank0-attempt0.txt"
     assert "_stuck_before_init" in stacks.read_text(), "the stacks were taken before the rank connected"
