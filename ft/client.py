@@ -13,12 +13,14 @@ import weakref
 from typing import Any
 
 from ft.calibration import calibrate
+from ft.client_sections import SectionsAPI
 from ft.config import FaultToleranceConfig
 from ft.distributed import rank_and_world
 from ft.errors import RankMonitorClientError
 from ft.heartbeat_slots import HeartbeatWriter
 from ft.monitor_link import MonitorLink
-from ft.timeouts import HeartbeatTimeouts, from_state_dict, to_state_dict
+from ft.sections import SectionClock
+from ft.timeouts import HeartbeatTimeouts, SavedTimeouts, parse_state, to_state_dict
 from ft.wire import ENDPOINT_ENV, PROTOCOL_VERSION
 
 log = logging.getLogger("ft.client")
@@ -39,8 +41,8 @@ def _forget_in_forked_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_forked_child)
 
 
-class RankMonitorClient:
-    """One per rank: heartbeats to the node's monitor, timeout calibration, their state dict."""
+class RankMonitorClient(SectionsAPI):
+    """One per rank: heartbeats and sections to the node's monitor, timeout calibration, their state dict."""
 
     def __init__(self) -> None:
         self.rank: int | None = None
@@ -54,6 +56,12 @@ class RankMonitorClient:
         self._writer: HeartbeatWriter | None = None
         self._configured = HeartbeatTimeouts()
         self._calculated: HeartbeatTimeouts | None = None
+        self._calc_sections: dict[str, float] = {}
+        self._calc_out_of_section: float | None = None
+        self._clock = None
+        # What the calculated timeouts were measured on (e.g. world size, a config digest); saved by
+        # state_dict() for the caller to compare on load. The client itself does not interpret it.
+        self.measured_on: dict[str, Any] | None = None
         self._reset_timing()
         _clients.add(self)
 
@@ -84,6 +92,7 @@ class RankMonitorClient:
             _warn_unmonitored()
         self.is_monitored = bool(endpoint)
         self._reset_timing()
+        self._clock = SectionClock(self._init_ns, self._writer, self._announce_section)
         self._active = True
 
     def _init_message(self, world_size: int) -> dict[str, Any]:
@@ -95,6 +104,7 @@ class RankMonitorClient:
             "world_size": world_size,
             "pid": os.getpid(),
             "timeouts": None if self._calculated is None else self._calculated.to_message(),
+            **self._section_message(),
         }
 
     # ------------------------------------------------------------------ 3. heartbeats
@@ -140,6 +150,7 @@ class RankMonitorClient:
             max_gap=self._max_gap_ns / 1e9,
             previous=self._calculated,
             safety_factor=(self.config or FaultToleranceConfig()).safety_factor,
+            floor=(self.config or FaultToleranceConfig()).calculated_timeout_floor,
             skip_if_not_ready=skip_if_not_ready,
             rank=self.rank or 0,
         )
@@ -152,16 +163,23 @@ class RankMonitorClient:
     # ------------------------------------------------------------------ 2./5. persistence
     def state_dict(self) -> dict[str, Any]:
         """Versioned, JSON-serialisable; holds the calculated timeouts (identical on every rank)."""
-        return to_state_dict(self._calculated)
+        saved = SavedTimeouts(sections=self._calc_sections, out_of_section=self._calc_out_of_section,
+                              measured_on=self.measured_on)
+        return to_state_dict(self._calculated, saved)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore calculated timeouts; before init they are sent with init, after it at once."""
-        loaded = from_state_dict(state)
-        if loaded is None:
-            return  # nothing was calculated in that run: keep the timeouts in force
-        self._calculated = loaded
-        if self._active:
-            self._send_timeouts()
+        loaded = parse_state(state)
+        if loaded.heartbeat is not None:
+            self._calculated = loaded.heartbeat
+            if self._active:
+                self._send_timeouts()
+        if loaded.sections or loaded.out_of_section is not None:
+            self._calc_sections = {**self._calc_sections, **loaded.sections}
+            if loaded.out_of_section is not None:
+                self._calc_out_of_section = loaded.out_of_section
+            if self._active:
+                self._send_section_timeouts()
 
     # ------------------------------------------------------------------ 6. shutdown
     def shutdown_workload_monitoring(self) -> None:

@@ -15,11 +15,14 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf needs typing.Dict)
 
 import yaml
 
 TIMEOUT_KEYS = ("initial_rank_heartbeat_timeout", "rank_heartbeat_timeout")
+# Keys in seconds where null means "never": .inf (YAML), inf (override) and inf/infinity (flags) mean null too.
+OPTIONAL_SECONDS = (*TIMEOUT_KEYS, "rank_out_of_section_timeout", "rank_exit_timeout")
+SECTION_TIMEOUTS = "rank_section_timeouts"
 _NULL_WORDS = {"", "null", "none", "~", "inf", "infinity"}
 _TRUE_WORDS = {"true", "yes", "1", "on"}
 _FALSE_WORDS = {"false", "no", "0", "off"}
@@ -43,8 +46,18 @@ class FaultToleranceConfig:
     initial_rank_heartbeat_timeout: Optional[float] = 3600.0  # noqa: UP045 (OmegaConf needs Optional)
     # Longest gap between two heartbeats; must cover the slowest step and a checkpoint save.
     rank_heartbeat_timeout: Optional[float] = 2700.0  # noqa: UP045
+    # Longest a section may stay open, by section name (start_section/end_section); null = never fires.
+    rank_section_timeouts: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)  # noqa: UP006, UP045
+    # Longest stretch with no section open (from init, or from the last end_section); null = never fires.
+    rank_out_of_section_timeout: Optional[float] = None  # noqa: UP045
+    # Longest a rank may keep running after it ended monitoring, once every other local rank has ended
+    # monitoring or exited (a teardown deadlock, a non-daemon thread); then it is reported and killed.
+    rank_exit_timeout: Optional[float] = 300.0  # noqa: UP045
     # Multiplier on the observed maximum intervals when timeouts are calculated.
     safety_factor: float = 5.0
+    # No calculated timeout is set below this (seconds): a millisecond step x safety_factor would
+    # otherwise give a timeout that a GC pause or a busy file system exceeds.
+    calculated_timeout_floor: float = 10.0
     # How often the monitor checks the deadlines; detection latency is at most this much past the timeout.
     workload_check_interval: float = 0.25
     # Signal that ends a hung rank once the grace period after SIGTERM has passed.
@@ -60,6 +73,8 @@ class FaultToleranceConfig:
 
     def __post_init__(self) -> None:
         validate(dataclasses.asdict(self))
+        for key in (*OPTIONAL_SECONDS, SECTION_TIMEOUTS):  # one spelling of "never" from here on: None
+            setattr(self, key, _normalise(key, getattr(self, key)))
 
     # ----------------------------------------------------------------- conversions
     @classmethod
@@ -138,20 +153,18 @@ def _is_number(value: Any) -> bool:
 def validate(values: Mapping[str, Any]) -> None:
     """Refuse bad values with a message naming the key and the value."""
     _check_known(values)
-    for key in TIMEOUT_KEYS:
-        value = values.get(key)
-        if value is None:
-            continue
-        if not _is_number(value) or math.isnan(value):
-            raise FaultToleranceConfigError(
-                f"fault_tolerance.{key}: expected a number of seconds or null (infinite), got {value!r}"
-            )
-        if value <= 0:
-            raise FaultToleranceConfigError(
-                f"fault_tolerance.{key}: must be > 0 seconds, got {value!r}; use null to disable this timeout"
-            )
+    sections = values.get(SECTION_TIMEOUTS)
+    if not isinstance(sections, Mapping):
+        raise FaultToleranceConfigError(
+            f"fault_tolerance.{SECTION_TIMEOUTS}: expected a mapping of section name to seconds, got {sections!r}"
+        )
+    checks = [(key, values.get(key)) for key in OPTIONAL_SECONDS]
+    checks += [(f"{SECTION_TIMEOUTS}.{name}", value) for name, value in sections.items()]
+    for key, value in checks:
+        _check_optional_seconds(key, value)
     for key, minimum, strict in (
         ("safety_factor", 1.0, False),
+        ("calculated_timeout_floor", 0.0, True),
         ("workload_check_interval", 0.0, True),
         ("rank_termination_grace", 0.0, False),
     ):
@@ -177,10 +190,25 @@ def validate(values: Mapping[str, Any]) -> None:
         )
 
 
+def _check_optional_seconds(key: str, value: Any) -> None:
+    if value is None or value == math.inf:
+        return
+    if not _is_number(value) or math.isnan(value):
+        raise FaultToleranceConfigError(
+            f"fault_tolerance.{key}: expected a number of seconds or null (infinite), got {value!r}"
+        )
+    if value <= 0:
+        raise FaultToleranceConfigError(
+            f"fault_tolerance.{key}: must be > 0 seconds, got {value!r}; use null to disable this timeout"
+        )
+
+
 def _normalise(key: str, value: Any) -> Any:
-    if key in TIMEOUT_KEYS and value is not None:
-        return float(value)
-    if key in ("safety_factor", "workload_check_interval", "rank_termination_grace"):
+    if key == SECTION_TIMEOUTS:
+        return {str(name): _normalise(TIMEOUT_KEYS[0], seconds) for name, seconds in value.items()}
+    if key in OPTIONAL_SECONDS and value is not None:
+        return None if value == math.inf else float(value)
+    if key in ("safety_factor", "calculated_timeout_floor", "workload_check_interval", "rank_termination_grace"):
         return float(value)
     if key == "rank_termination_signal":
         return _signal(value).name
@@ -227,6 +255,8 @@ def parse_cli_value(key: str, text: str | None) -> Any:
         _check_known({key: text})
     kind = str(_FIELD_TYPES[key])
     raw = "" if text is None else str(text).strip()
+    if key == SECTION_TIMEOUTS:
+        return _parse_sections(raw)
     if "bool" in kind:
         if raw.lower() in _TRUE_WORDS:
             return True
@@ -234,16 +264,33 @@ def parse_cli_value(key: str, text: str | None) -> Any:
             return False
         raise FaultToleranceConfigError(f"--ft-{key.replace('_', '-')}: expected true or false, got {text!r}")
     if "float" in kind or "int" in kind:
-        if key in TIMEOUT_KEYS and raw.lower() in _NULL_WORDS:
+        if key in OPTIONAL_SECONDS and raw.lower() in _NULL_WORDS:
             return None
         try:
             return int(raw) if kind == "int" else float(raw)
         except ValueError:
             raise FaultToleranceConfigError(
                 f"fault_tolerance.{key}: expected a number, got {text!r}"
-                + ("; use null for infinite" if key in TIMEOUT_KEYS else "")
+                + ("; use null for infinite" if key in OPTIONAL_SECONDS else "")
             ) from None
     return raw
+
+
+def _parse_sections(raw: str) -> dict[str, float | None]:
+    """``init:600,step:30,checkpoint:null`` (or a YAML/JSON mapping) from a --ft-rank-section-timeouts flag."""
+    text = raw if raw.startswith("{") else "{" + raw.replace(":", ": ") + "}"
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        parsed = None
+    if not isinstance(parsed, Mapping):
+        raise FaultToleranceConfigError(
+            f"fault_tolerance.{SECTION_TIMEOUTS}: expected name:seconds pairs such as 'init:600,step:30', got {raw!r}"
+        )
+    values = {str(name): (None if str(v).lower() in _NULL_WORDS else v) for name, v in parsed.items()}
+    for name, value in values.items():
+        _check_optional_seconds(f"{SECTION_TIMEOUTS}.{name}", value)
+    return values
 
 
 def parse_cli_values(values: Mapping[str, str | None]) -> dict[str, Any]:

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-EventKind = Literal["initial_timeout", "heartbeat_timeout", "disconnected"]
+EventKind = Literal[
+    "initial_timeout", "heartbeat_timeout", "section_timeout", "out_of_section_timeout", "disconnected",
+    "not_connected", "exit_timeout",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,10 @@ class RankEvent:
     timeout_source: str | None
     # File holding the rank's Python stacks at detection, if they could be captured.
     stack_file: Path | None = None
+    # Why no stacks could be asked for, when that is known in advance (said in the report).
+    no_stacks_reason: str | None = None
+    # The open section that timed out (section_timeout only).
+    section: str | None = None
 
     def describe(self) -> str:
         """One line for people: which rank, what happened, the numbers and where the timeout came from."""
@@ -34,6 +41,26 @@ class RankEvent:
             text = (
                 f"{who} sent no first heartbeat {self.gap:.1f} s after init; "
                 f"initial_rank_heartbeat_timeout is {self.timeout:g} s{source}"
+            )
+        elif self.kind == "not_connected":
+            text = (
+                f"{who} did not connect to the rank monitor {self.gap:.1f} s after it started (stuck before "
+                f"init_workload_monitoring()?); initial_rank_heartbeat_timeout is {self.timeout:g} s{source}"
+            )
+        elif self.kind == "section_timeout":
+            text = (
+                f"{who} has been in section '{self.section}' for {self.gap:.1f} s; "
+                f"rank_section_timeouts.{self.section} is {self.timeout:g} s{source}"
+            )
+        elif self.kind == "out_of_section_timeout":
+            text = (
+                f"{who} has been outside any section for {self.gap:.1f} s; "
+                f"rank_out_of_section_timeout is {self.timeout:g} s{source}"
+            )
+        elif self.kind == "exit_timeout":
+            text = (
+                f"{who} ended monitoring but had not exited {self.gap:.1f} s after every local rank was done "
+                f"(stuck in teardown?); rank_exit_timeout is {self.timeout:g} s{source}"
             )
         elif self.kind == "heartbeat_timeout":
             text = (
@@ -47,4 +74,6 @@ class RankEvent:
             )
         if self.stack_file is not None:
             text += f"; stacks in {self.stack_file}"
+        elif self.no_stacks_reason:
+            text += f"; no stacks: {self.no_stacks_reason}"
         return text

@@ -23,8 +23,12 @@ from ft.errors import RankMonitorError
 from ft.event_publisher import EventPublisher
 from ft.events import RankEvent
 from ft.heartbeat_slots import HeartbeatFile
+from ft.loop_guard import LoopGuard
 from ft.monitor_requests import Connection, RequestHandler, RequestRefused, accept_connections
 from ft.private_dir import SOCKET_NAME, make_private_dir
+from ft.rank_watch import ExpectedWorker, WatchedRank
+from ft.roster import AttemptRoster
+from ft.stacks import stack_file_path
 from ft.wire import ENDPOINT_ENV, MAX_MESSAGE_BYTES, ProtocolError, encode
 
 log = logging.getLogger("ft.monitor")
@@ -49,9 +53,13 @@ class RankMonitor:
         self._dir: Path | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._commands: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
+        self._commands: queue.Queue[tuple[str, object, threading.Event]] = queue.Queue()
+        self._roster = AttemptRoster()
         self._conns: dict[socket.socket, Connection] = {}
         self._generation = 0
+        self._guard = LoopGuard(log, "rank monitor")
+        # What ended the monitor thread, if anything did while it should have been running.
+        self.death: BaseException | None = None
         logging.getLogger("ft.monitor").setLevel(config.log_level)
 
     # ------------------------------------------------------------------ owner's API
@@ -60,7 +68,7 @@ class RankMonitor:
         if self._thread is not None:
             raise RankMonitorError("RankMonitor.start() was already called")
         self._dir = make_private_dir()
-        stacks = self.stack_dir if self.stack_dir is not None else self._dir / "stacks"
+        stacks = self._stacks = self.stack_dir if self.stack_dir is not None else self._dir / "stacks"
         stacks.mkdir(parents=True, exist_ok=True)
         self.endpoint = self._dir / SOCKET_NAME
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -85,6 +93,28 @@ class RankMonitor:
         if self.endpoint is None:
             raise RankMonitorError("call RankMonitor.start() before worker_env()")
         return {ENDPOINT_ENV: os.fspath(self.endpoint)}
+
+    def check_alive(self) -> None:
+        """Raise RankMonitorError if the monitor thread has died: the ranks are no longer watched."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping.is_set():
+            raise RankMonitorError(
+                f"the rank monitor stopped unexpectedly ({self.death!r}); hang detection is gone, "
+                f"so the job is ended rather than left running unwatched"
+            )
+
+    def stack_file(self, rank: int) -> Path:
+        """Where ``rank`` of the current attempt writes its stacks; a worker may register it before init."""
+        if self.endpoint is None:
+            raise RankMonitorError("call RankMonitor.start() before stack_file()")
+        return stack_file_path(self._stacks, rank, self._publisher.attempt)
+
+    def expect_workers(self, workers: list[ExpectedWorker]) -> None:
+        """Watch workers just started: one not connected within initial_rank_heartbeat_timeout is reported."""
+        self._command("expect", workers)
+
+    def shut_down_ranks(self) -> dict[int, WatchedRank]:
+        """Ranks of this attempt that ended monitoring (by local rank), with when (``shutdown_ns``)."""
+        return self._roster.shut_down()
 
     def reset(self) -> None:
         """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
@@ -112,31 +142,39 @@ class RankMonitor:
         self.stop()
 
     # ------------------------------------------------------------------ monitor thread
-    def _command(self, name: str) -> None:
+    def _command(self, name: str, payload: object = None) -> None:
         if self._thread is None or not self._thread.is_alive():
             if name == "reset":
                 self._publisher.next_attempt()
             return
         done = threading.Event()
-        self._commands.put((name, done))
+        self._commands.put((name, payload, done))
         self._wake_w.send(b"x")
         if not done.wait(_COMMAND_WAIT):
             raise RankMonitorError(f"the monitor thread did not handle {name!r} within {_COMMAND_WAIT:g} s")
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.death = exc  # the owner's check_alive() turns this into an error that ends the job
+            log.critical("the rank monitor thread stopped: %r; no rank is watched any more", exc)
+            raise
+
+    def _loop(self) -> None:
         interval = self.config.workload_check_interval
         next_check = time.monotonic() + interval
         while not self._stopping.is_set():
-            try:
-                for key, _ in self._selector.select(max(0.0, next_check - time.monotonic())):
-                    self._dispatch(key)
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + interval
-                    self._check_deadlines()
-            except Exception:
-                # A bug in one handler must not end monitoring of every rank: log and carry on.
-                log.exception("rank monitor: unexpected error; monitoring continues")
-                time.sleep(min(interval, 0.1))
+            # Serving and checking fail separately: a broken accept() (EMFILE) never stops deadline checks.
+            if not self._guard.run("serving connections", self._serve, max(0.0, next_check - time.monotonic())):
+                self._stopping.wait(min(interval, 0.05))  # the error would recur at once: do not spin
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + interval
+                self._guard.run("checking deadlines", self._check_deadlines)
+
+    def _serve(self, timeout: float) -> None:
+        for key, _ in self._selector.select(timeout):
+            self._dispatch(key)
 
     def _dispatch(self, key: selectors.SelectorKey) -> None:
         if key.data == "server":
@@ -144,9 +182,11 @@ class RankMonitor:
         elif key.data == "wake":
             self._wake_r.recv(4096)
             while not self._commands.empty():
-                name, done = self._commands.get_nowait()
+                name, payload, done = self._commands.get_nowait()
                 if name == "reset":
                     self._reset()
+                elif name == "expect":
+                    self._roster.expect(payload)  # type: ignore[arg-type]
                 done.set()
         else:
             self._receive(key.data)
@@ -167,6 +207,8 @@ class RankMonitor:
         try:
             for message in conn.buffer.feed(chunk):
                 conn.sock.sendall(encode(self._handler.handle(conn, message)))
+                if conn.rank is not None:
+                    self._roster.saw(conn.rank)
         except (ProtocolError, RequestRefused) as exc:
             who = f"rank {conn.rank.rank}" if conn.rank else f"pid {conn.peer_pid}"
             log.warning("closing the connection of %s: %s", who, exc)
@@ -206,11 +248,16 @@ class RankMonitor:
             if event is not None:
                 conn.rank.done = True  # at most one event per rank and attempt
                 found.append((event, conn.rank.stack_file))
+        connected = {conn.rank.local_rank for conn in self._conns.values() if conn.rank is not None}
+        found += self._roster.not_connected(connected, self.config.initial_rank_heartbeat_timeout,
+                                            self.sources.get("initial_rank_heartbeat_timeout", "config"),
+                                            time.monotonic_ns())
         if found:
             self._publisher.report_hangs(found)
 
     def _reset(self) -> None:
         self._close_ranks()
+        self._roster.clear()
         self._publisher.next_attempt()
         if self._heartbeats.used > self._heartbeats.capacity // 2:
             # Slots are never reused within a file; start a fresh one while no rank uses the old.

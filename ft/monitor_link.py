@@ -79,10 +79,12 @@ class MonitorLink:
                 self.request({"type": "shutdown"})
             except RankMonitorClientError as exc:
                 log.warning("could not tell the monitor about the shutdown: %s", exc)
-        if self._stack_file is not None:
+        if self._stack_file is not None and not notify:
             faulthandler.unregister(STACK_SIGNAL)
             self._stack_file.close()
-            self._stack_file = None
+        # After a shutdown the dump stays registered (faulthandler holds the file): a rank that then
+        # fails to exit is reported with its stacks (rank_exit_timeout). A new init replaces it.
+        self._stack_file = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None

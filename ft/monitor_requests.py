@@ -14,8 +14,9 @@ from typing import Any
 
 from ft.config import FaultToleranceConfig
 from ft.errors import RankMonitorStateError
-from ft.heartbeat_slots import SLOT_BYTES, HeartbeatFile
+from ft.heartbeat_slots import MAX_SECTIONS, SLOT_BYTES, HeartbeatFile
 from ft.rank_watch import WatchedRank
+from ft.stacks import stack_file_path
 from ft.timeouts import check_seconds
 from ft.wire import PROTOCOL_VERSION, LineBuffer
 
@@ -79,6 +80,20 @@ def _timeouts(message: dict[str, Any]) -> tuple[float, float] | None:
         raise RequestRefused(str(exc)) from None
 
 
+def _section_timeouts(message: dict[str, Any]) -> tuple[dict[str, float], float | None] | None:
+    """Calculated section timeouts in a request (``sections``, ``out_of_section``), or None when absent."""
+    sections, out = message.get("sections"), message.get("out_of_section")
+    if sections is None and out is None:
+        return None
+    if not isinstance(sections or {}, dict):
+        raise RequestRefused(f"'sections' must be an object, got {sections!r}")
+    try:
+        return ({str(name): check_seconds(v, f"sections.{name}") for name, v in (sections or {}).items()},
+                None if out is None else check_seconds(out, "out_of_section"))
+    except RankMonitorStateError as exc:
+        raise RequestRefused(str(exc)) from None
+
+
 @dataclass
 class RequestHandler:
     """Turns requests into replies and rank registrations; owned by the monitor's loop thread."""
@@ -96,19 +111,27 @@ class RequestHandler:
         if conn.rank is None:
             raise RequestRefused(f"'{kind}' before 'init'")
         if kind == "set_timeouts":
-            timeouts = _timeouts(message)
-            if timeouts is None:
-                raise RequestRefused("'set_timeouts' needs 'timeouts'")
-            conn.rank.set_calculated(*timeouts)
-            # Every rank sends the same values: one line per node is enough.
-            log.log(
-                logging.INFO if conn.rank.local_rank == 0 else logging.DEBUG,
-                "calculated timeouts applied: initial %.1f s, per-step %.1f s",
-                *timeouts,
-            )
+            timeouts, sections = _timeouts(message), _section_timeouts(message)
+            if timeouts is None and sections is None:
+                raise RequestRefused("'set_timeouts' needs 'timeouts' or 'sections'")
+            if timeouts is not None:
+                changed = (conn.rank.initial, conn.rank.subsequent) != timeouts
+                conn.rank.set_calculated(*timeouts)
+                # Every rank sends the same values: one line per node, and only when they changed.
+                log.log(logging.INFO if conn.rank.local_rank == 0 and changed else logging.DEBUG,
+                        "calculated timeouts applied: initial %.1f s, per-step %.1f s", *timeouts)
+            if sections is not None:
+                conn.rank.set_calculated_sections(*sections)
+            return {"ok": True}
+        if kind == "section":
+            section, name = _int(message, "id"), message.get("name")
+            if section >= MAX_SECTIONS or not isinstance(name, str) or not name:
+                raise RequestRefused(f"'section' needs an id below {MAX_SECTIONS} and a name, got {message!r}")
+            conn.rank.section_names[section] = name
             return {"ok": True}
         if kind == "shutdown":
             conn.rank.done = True
+            conn.rank.shutdown_ns = time.monotonic_ns()
             log.debug("rank %d shut monitoring down", conn.rank.rank)
             return {"ok": True}
         raise RequestRefused(f"unknown request type {kind!r}")
@@ -129,7 +152,7 @@ class RequestHandler:
             slot = heartbeats.allocate()
         except RuntimeError as exc:
             raise RequestRefused(str(exc)) from None
-        stack_file = self.stack_dir / f"stacks-rank{rank}-attempt{self.attempt()}.txt"
+        stack_file = stack_file_path(self.stack_dir, rank, self.attempt())
         watched = WatchedRank(
             rank=rank,
             local_rank=local_rank,
@@ -144,6 +167,16 @@ class RequestHandler:
         )
         if calculated is not None:
             watched.set_calculated(*calculated)
+        section_source = self.sources.get("rank_section_timeouts", "config")
+        watched.section_timeouts = {
+            name: (seconds, self.sources.get(f"rank_section_timeouts.{name}", section_source))
+            for name, seconds in self.config.rank_section_timeouts.items()
+        }
+        watched.out_of_section = (self.config.rank_out_of_section_timeout,
+                                  self.sources.get("rank_out_of_section_timeout", "config"))
+        sections = _section_timeouts(message)
+        if sections is not None:
+            watched.set_calculated_sections(*sections)
         conn.rank = watched
         log.debug("rank %d (local %d, pid %d) connected, slot %d", rank, local_rank, pid, slot)
         return {

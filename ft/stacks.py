@@ -18,6 +18,11 @@ STACK_SIGNAL = signal.SIGUSR2
 _POLL = 0.01
 
 
+def stack_file_path(stack_dir: Path, rank: int, attempt: int) -> Path:
+    """Where rank ``rank`` of attempt ``attempt`` writes its stacks (before and after it connects)."""
+    return stack_dir / f"stacks-rank{rank}-attempt{attempt}.txt"
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size

@@ -21,7 +21,10 @@ from torch.distributed.elastic.agent.server.api import RunResult, WorkerGroup, W
 
 from ft import exit_codes
 from ft.config import FaultToleranceConfig
+from ft.rank_watch import ExpectedWorker
+from ft.wire import STACK_FILE_ENV
 from launcher.compat import CompatibleAgent
+from launcher.exit_watch import ExitWatch
 from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
@@ -29,6 +32,8 @@ from launcher.stacks import top_frames, waits_on_peers
 
 log = logging.getLogger("launcher")
 _FORWARDED = signal.SIGTERM  # SIGINT/SIGHUP/SIGQUIT to the launcher reach the workers as SIGTERM
+NO_EARLY_STACKS = ("started as a new process (--no-fork-server or --no-python), it has no SIGUSR2 stack dump "
+                   "until init_workload_monitoring(), and SIGUSR2 would kill it")
 
 
 @dataclass
@@ -49,6 +54,8 @@ class FaultTolerantAgent(CompatibleAgent):
     def __init__(self, spec, logs_specs, launch: WorkerLaunch, term_timeout: float) -> None:
         super().__init__(spec, logs_specs, shutdown_timeout=term_timeout)
         self._launch = launch
+        sources = launch.monitor.sources if launch.monitor is not None else {}
+        self._exit_watch = ExitWatch(launch.ft.rank_exit_timeout, sources.get("rank_exit_timeout", "config"))
         self._term_timeout = term_timeout
         self._attempts = 0
         self.stopped_on_request = False
@@ -59,17 +66,33 @@ class FaultTolerantAgent(CompatibleAgent):
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
         if self._launch.monitor is not None and self._attempts > 0:
             self._launch.monitor.reset()  # between attempts only, so stack files count from attempt 0
+        self._exit_watch.reset()
         attempt = self._launch.record.begin(self._attempts, worker_group.workers[0].world_size)
         self._attempts += 1
         # Elastic builds every worker's environment, then calls start_processes(); we keep the
         # first and replace the second, so the workers get our process contexts.
         with self.processes_started_by(self._start_processes):
             pids = super()._start_workers(worker_group)
+        self._expect_connections(worker_group, pids)
         restart = worker_group.spec.max_restarts - self.restarts_left
         log.info("attempt %d started: world size %d, %d local workers (pids %s), restart %d of %d",
                  attempt.number, attempt.world_size, len(pids), " ".join(str(p) for p in pids.values()),
                  restart, worker_group.spec.max_restarts)
         return pids
+
+    def _expect_connections(self, worker_group: WorkerGroup, pids: dict[int, int]) -> None:
+        """Have the monitor watch every started worker until it connects (a hang before init is a hang too)."""
+        monitor = self._launch.monitor
+        if monitor is None:
+            return
+        forked = isinstance(self.worker_context, ForkedContext)
+        started = time.monotonic_ns()
+        monitor.expect_workers([
+            ExpectedWorker(local_rank=w.local_rank, rank=w.global_rank, pid=pids[w.local_rank], start_ns=started,
+                           stack_file=monitor.stack_file(w.global_rank) if forked else None,
+                           no_stacks_reason=None if forked else NO_EARLY_STACKS)
+            for w in worker_group.workers if w.local_rank in pids
+        ])
 
     def _start_processes(self, name, entrypoint, args, envs, logs_specs, log_line_prefixes=None,
                          **_ignored) -> WorkerGroupContext:
@@ -77,6 +100,7 @@ class FaultTolerantAgent(CompatibleAgent):
             env.update(self._launch.extra_env)
             if self._launch.monitor is not None:
                 env.update(self._launch.monitor.worker_env())
+                env[STACK_FILE_ENV] = str(self._launch.monitor.stack_file(int(env["RANK"])))
         common = dict(name=name, entrypoint=entrypoint, args=args, envs=envs, logs_specs=logs_specs,
                       log_line_prefixes=log_line_prefixes)
         if self._launch.fork_server is not None:
@@ -93,7 +117,9 @@ class FaultTolerantAgent(CompatibleAgent):
 
     # ------------------------------------------------------------------ watching
     def _monitor_workers(self, worker_group: WorkerGroup) -> RunResult:
-        events = self._pending_events()
+        if self._launch.monitor is not None:
+            self._launch.monitor.check_alive()  # raises: job.py ends the job (exit 1) with its message
+        events = self._pending_events() + self._exit_timeouts()
         if events:
             # The likely culprit first: a rank not waiting on its peers, with the longest silence.
             events.sort(key=lambda e: (waits_on_peers(e.stack_file), -e.gap))
@@ -146,16 +172,25 @@ class FaultTolerantAgent(CompatibleAgent):
                 continue  # from an attempt that is already over
             if event.kind == "disconnected" and not self._still_running_after(event.pid, 1.0):
                 continue  # the rank exited: its exit code tells whether it finished or crashed
+            if event.kind == "not_connected" and not self._still_running_after(event.pid, 0.0):
+                continue  # it exited before connecting: its exit code is what counts
             events.append(event)
+
+    def _exit_timeouts(self) -> list:
+        monitor = self._launch.monitor
+        if monitor is None or not isinstance(self.worker_context, WorkerGroupContext):
+            return []
+        return self._exit_watch.overdue(self.worker_context.exit_codes(), monitor.shut_down_ranks())
 
     def _still_running_after(self, pid: int, wait: float) -> bool:
         rank = next(r for r, p in self.worker_context.pids().items() if p == pid)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
+        while True:
             if self.worker_context.exit_codes().get(rank) is not None:
                 return False
+            if time.monotonic() >= deadline:
+                return True
             time.sleep(0.01)
-        return True
 
     def _fail_attempt(self, cause: str) -> None:
         self._end_attempt(cause, "failed")

@@ -49,6 +49,8 @@ def ft_flag_names(key: str) -> list[str]:
 
 
 _FT_METAVAR = {"initial_rank_heartbeat_timeout": "S|null", "rank_heartbeat_timeout": "S|null",
+               "rank_exit_timeout": "S|null", "rank_out_of_section_timeout": "S|null",
+               "rank_section_timeouts": "NAME:S,...",
                "workload_check_interval": "S", "rank_termination_grace": "S", "rank_termination_signal": "SIG",
                "enabled": "BOOL", "calibrate": "BOOL", "calibration_steps": "N", "safety_factor": "X",
                "log_level": "LEVEL"}
@@ -56,6 +58,9 @@ _FT_HELP = {
     "enabled": "false: no monitor, crash restarts only",
     "initial_rank_heartbeat_timeout": "longest wait for a rank's first heartbeat",
     "rank_heartbeat_timeout": "longest gap between two heartbeats",
+    "rank_section_timeouts": "longest each named section may stay open, e.g. init:600,step:30",
+    "rank_out_of_section_timeout": "longest stretch with no section open",
+    "rank_exit_timeout": "longest a rank may run on after ending monitoring, once all local ranks are done",
     "safety_factor": "multiplier on observed intervals when timeouts are calculated",
     "workload_check_interval": "how often the monitor checks the deadlines",
     "rank_termination_signal": "signal that ends the worker group after the grace",

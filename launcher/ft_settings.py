@@ -43,9 +43,11 @@ def _override_sources(overrides: list[str]) -> dict[str, str]:
     """Keys of ``fault_tolerance`` set by command-line overrides, named as the user typed them."""
     found: dict[str, str] = {}
     for text in overrides:
-        match = re.match(r"^[+~]{0,2}fault_tolerance\.(\w+)=", text)
+        match = re.match(r"^[+~]{0,2}fault_tolerance\.(\w+)(\.[\w-]+)?=", text)
         if match:  # a group choice (fault_tolerance=demo) shows as that option's file instead
             found[match.group(1)] = f"override {text}"
+            if match.group(2):  # one section of rank_section_timeouts: its own source too
+                found[match.group(1) + match.group(2)] = f"override {text}"
     return found
 
 
@@ -55,6 +57,8 @@ def format_value(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{name}:{format_value(seconds)}" for name, seconds in value.items()) + "}"
     return str(value)
 
 
@@ -70,7 +74,7 @@ def resolve(composed: Any | None, overrides: list[str], config_file: str | None,
             for key in FIELD_NAMES:
                 if key in composed:
                     sources[key] = config_file or "config"
-            sources.update({k: v for k, v in _override_sources(overrides).items() if k in sources})
+            sources.update({k: v for k, v in _override_sources(overrides).items() if k.split(".")[0] in FIELD_NAMES})
         outer: dict[str, Any] = {}
         if ft_cfg_path:
             section = load_yaml_section(ft_cfg_path)

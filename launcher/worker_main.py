@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import runpy
 import sys
 import traceback
+from typing import IO
+
+from ft.stacks import STACK_SIGNAL
+from ft.wire import STACK_FILE_ENV
+
+_early_stack_file: IO[str] | None = None
 
 
 def _redirect(path: str | None, fd: int) -> None:
@@ -34,6 +41,7 @@ def run_worker(request: dict) -> int:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    _dump_stacks_on_request()
     _apply_thread_limits()
     argv = list(request["argv"])
     code = 0
@@ -63,6 +71,21 @@ def _print_uncaught(exc: BaseException) -> None:
                               or tb.tb_frame.f_code.co_filename.endswith("runpy.py")):
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+
+
+def _dump_stacks_on_request() -> None:
+    """Register faulthandler on SIGUSR2 now, so a worker stuck before it connects to the monitor shows its stacks.
+
+    The client registers the same file again at init; until then this handler answers the monitor.
+    """
+    path = os.environ.get(STACK_FILE_ENV)
+    if path:
+        global _early_stack_file
+        try:
+            _early_stack_file = open(path, "w")  # noqa: SIM115 (kept open for faulthandler)
+        except OSError:
+            return  # no stacks for this worker; the monitor says so when it reports it
+        faulthandler.register(STACK_SIGNAL, file=_early_stack_file, all_threads=True, chain=False)
 
 
 def _apply_thread_limits() -> None:

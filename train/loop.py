@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -50,8 +51,10 @@ def run(cfg: DictConfig) -> int:
     store = CheckpointStore(run_dir / cfg.checkpoint.dir, cfg.checkpoint.keep_last)
 
     # Connect to the monitor before anything slow, so the initial timeout covers all of it.
-    session = FaultToleranceSession(ft_config, store.directory)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    session = FaultToleranceSession(ft_config, store.directory, training_state.measured_on(cfg, world_size))
     session.start()
+    session.start_section("init")  # ends before the first step: process group, model, data, resume
     session.install_stop_handler()
     ctx = distributed.setup(float(cfg.trainer.get("dist_timeout_s", 1800)), str(cfg.trainer.get("device", "auto")))
     try:
@@ -61,8 +64,10 @@ def run(cfg: DictConfig) -> int:
         distributed.teardown(ctx)
         session.shutdown()
         raise
-    session.shutdown()
+    # Leave the group while heartbeat deadlines still cover it; only what follows falls to rank_exit_timeout.
+    session.close_stop_handler()
     distributed.teardown(ctx)
+    session.shutdown()
     return code
 
 
@@ -116,21 +121,28 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
 
     def save(at: int) -> None:
         session.heartbeat()
+        session.start_section("checkpoint")
+        began = time.perf_counter()
         path = training_state.save(ctx, store, parts, at, fp, session.state_dict(),
                                    in_save=lambda: fault.in_checkpoint_save(ctx.rank, at))
         if path is not None:
             session.persist_state()
-        session.note_checkpoint_saved(at)
+        session.end_section("checkpoint")
+        session.note_checkpoint_saved(at, time.perf_counter() - began)
         session.heartbeat()
 
     if step >= max_steps:
         log.info("already at step %d of %d: nothing to do", step, max_steps)
     parts.model.train()
+    start_section, end_section = session.start_section, session.end_section
+    end_section("init")
     try:
         while step < max_steps:
+            start_section("step")
             fault.before_step(ctx.rank, step + 1)
             loss = train_step(parts, device)
             step += 1
+            end_section("step")
             heartbeat()
 
             due = ctx.is_main and report.due(step)  # only then is the loss synchronised to the host
@@ -181,12 +193,15 @@ def _validate(ctx: DistributedContext, parts: Components, session: FaultToleranc
     """Loss on fixed validation batches (same on every rank: no collective), a heartbeat per batch."""
     if not parts.val_batches:
         return
+    session.start_section("validation")
     parts.module.eval()
     total = 0.0
     for inputs, targets in parts.val_batches:
         total += parts.criterion(parts.module(inputs.to(ctx.device)), targets.to(ctx.device)).item()
         session.heartbeat()
     parts.module.train()
+    session.end_section("validation")
+    session.note_validated()
     val_loss = total / len(parts.val_batches)
     if ctx.is_main:
         log.info("step %d  val_loss %.4f", step, val_loss)

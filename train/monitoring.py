@@ -32,19 +32,31 @@ def _noop() -> None:
     pass
 
 
+def _noop_section(_name: str) -> None:
+    pass
+
+
 class FaultToleranceSession:
     """One rank's RankMonitorClient and PreemptionGuard, driven by the training loop."""
 
-    def __init__(self, config: FaultToleranceConfig, checkpoint_dir: Path) -> None:
+    def __init__(self, config: FaultToleranceConfig, checkpoint_dir: Path,
+                 measured_on: dict[str, Any] | None = None) -> None:
         self.config = config
+        # What calibration here measures on (training_state.measured_on); saved timeouts from another
+        # world size or config are dropped.
+        self.measured_on = measured_on
         self.state_path = Path(checkpoint_dir) / STATE_FILE
         self.client: RankMonitorClient | None = RankMonitorClient() if config.enabled else None
         self.guard: PreemptionGuard | None = None
-        self._first_save_step: int | None = None
+        self._calibrate_at: int | None = None  # a step, calibration_steps after a save
+        self._save_checked = False
         self.stop_check_every: int | None = None
         self._timed_calls, self._timing_started = 0, 0.0
         # Bound once: the hot path is a single attribute call per step.
         self.heartbeat = self.client.send_heartbeat if self.client is not None else _noop
+        self.start_section = self.client.start_section if self.client is not None else _noop_section
+        self.end_section = self.client.end_section if self.client is not None else _noop_section
+        self._validated = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -53,8 +65,11 @@ class FaultToleranceSession:
             return
         saved = self._read_saved_state()
         if saved is not None:
-            self.client.load_state_dict(saved)
+            self.load_state_dict(saved, where=str(self.state_path))
+        self.client.measured_on = self.measured_on
         self.client.init_workload_monitoring()
+        if self.client.config is None:  # no monitor (plain python): calibrate with this run's settings
+            self.client.config = self.config
         timeouts = self.client.hb_timeouts
         if saved is not None and timeouts.were_calculated:
             log.info("restored calculated heartbeat timeouts: initial %.1f s, per-step %.1f s",
@@ -95,38 +110,78 @@ class FaultToleranceSession:
             log.debug("stop agreement every %d steps (slowest rank's step %.2f ms)",
                       self.stop_check_every, step_s * 1e3)
 
-    def shutdown(self) -> None:
-        """Stop monitoring and restore signal handlers (call on every rank, after the last step)."""
+    def close_stop_handler(self) -> None:
+        """Finish the in-flight stop agreement and restore signal handlers (before leaving the process group)."""
         if self.guard is not None:
             self.guard.close()
             self.guard = None
+
+    def shutdown(self) -> None:
+        """Stop monitoring (call on every rank, after leaving the process group: rank_exit_timeout covers the rest)."""
+        self.close_stop_handler()
         if self.client is not None:
             self.client.shutdown_workload_monitoring()
 
     # ------------------------------------------------------------------ calibration
-    def note_checkpoint_saved(self, step: int) -> None:
-        if self._first_save_step is None:
-            self._first_save_step = step
+    def note_checkpoint_saved(self, step: int, seconds: float) -> None:
+        if self._calibrate_at is None:
+            self._calibrate_at = step + self.config.calibration_steps
+        if not self._save_checked and self.client is not None:
+            self._save_checked = True  # the first save is the one measured before any calibration
+            self._warn_if_save_is_close_to_its_timeout(seconds)
+
+    def _warn_if_save_is_close_to_its_timeout(self, seconds: float) -> None:
+        # No heartbeat is sent during a save, so the heartbeat timeout covers it as well as the section's.
+        hb, sections = self.client.hb_timeouts, self.client.section_timeouts
+        covering = [(t, name) for t, name in (
+            (hb.subsequent, "the calculated per-step timeout" if hb.were_calculated else "rank_heartbeat_timeout"),
+            (sections.section.get("checkpoint"), "rank_section_timeouts.checkpoint")) if t is not None]
+        if covering:
+            timeout, name = min(covering)
+            if seconds > timeout / 2:
+                log.warning("the first checkpoint save took %.1f s, more than half of %s (%g s) that covers it: "
+                            "a slower save would be reported as a hang; raise it", seconds, name, timeout)
 
     def maybe_calibrate(self, step: int) -> None:
-        """Calculate timeouts ``calibration_steps`` steps after the first save (same step on all ranks)."""
+        """Calculate timeouts ``calibration_steps`` steps after every save (same step on all ranks).
+
+        The first time sets them; later ones only raise a timeout when a longer interval was seen
+        since (a slower save, a slower validation), and say so.
+        """
         if (
             self.client is None
             or not self.config.calibrate
-            or self._first_save_step is None
-            or self.client.hb_timeouts.were_calculated
-            or step != self._first_save_step + self.config.calibration_steps
+            or step != self._calibrate_at
         ):
             return
+        self._calibrate_at = None
+        self.client.measured_on = self.measured_on
         self.client.calculate_and_set_hb_timeouts()
+        # Sections every rank has completed by now (validation runs on the same steps on every rank);
+        # `init` keeps its configured timeout: a restart's init holds a checkpoint load a fresh run lacks.
+        sections = ["step", "checkpoint", *(["validation"] if self._validated else [])]
+        self.client.calculate_and_set_section_timeouts(selected_sections=sections, calc_out_of_section=False,
+                                                       skip_if_not_ready=True)
+
+    def note_validated(self) -> None:
+        self._validated = True
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any] | None:
         return self.client.state_dict() if self.client is not None else None
 
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        if self.client is not None and state is not None:
-            self.client.load_state_dict(state)
+    def load_state_dict(self, state: dict[str, Any] | None, where: str = "the checkpoint") -> None:
+        """Restore calculated timeouts, unless they were measured on another world size or config."""
+        if self.client is None or state is None:
+            return
+        saved_on = state.get("measured_on")
+        if saved_on is not None and self.measured_on is not None and saved_on != self.measured_on:
+            log.warning("dropping the calculated timeouts in %s: they were measured on world size %s, config %s; "
+                        "this run is world size %s, config %s. Timeouts come from the config until recalibrated",
+                        where, saved_on.get("world_size"), saved_on.get("config"),
+                        self.measured_on.get("world_size"), self.measured_on.get("config"))
+            return
+        self.client.load_state_dict(state)
 
     def persist_state(self) -> None:
         """Rank 0, after each checkpoint save: keep the timeouts where the next attempt reads them first."""

@@ -7,6 +7,7 @@ choice, so all ranks load the same one or all raise the same CheckpointError.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -32,6 +33,18 @@ def fingerprint(cfg: DictConfig) -> dict[str, str]:
         return json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True)
 
     return {"model": text(cfg.model), "data": text(cfg.data.dataset)}
+
+
+def measured_on(cfg: DictConfig, world_size: int) -> dict[str, Any]:
+    """What calculated timeouts depend on: the world size and the config of what a step does.
+
+    Keys that do not change how long a step or a save takes (max_steps, logging) are left out, so a
+    longer run of the same job keeps its calibration.
+    """
+    trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+               if k not in ("max_steps", "log_every", "progress")}
+    text = json.dumps({**fingerprint(cfg), "trainer": trainer}, sort_keys=True, default=str)
+    return {"world_size": world_size, "config": hashlib.sha256(text.encode()).hexdigest()[:12]}
 
 
 def save(ctx: DistributedContext, store: CheckpointStore, parts: Components, step: int,

@@ -50,13 +50,26 @@ def run(cmd: dict[str, Any]) -> Any:
         return None
     if name == "beat_for":
         end = time.monotonic() + cmd["seconds"]
+        beats = 0
         while time.monotonic() < end:
             client.send_heartbeat()
-            time.sleep(cmd["every"])
-        return None
+            beats += 1
+            if cmd["every"]:  # 0: back to back
+                time.sleep(cmd["every"])
+        return beats
     if name == "calibrate":
         done = client.calculate_and_set_hb_timeouts(skip_if_not_ready=cmd.get("skip", False))
         return {"set": done, "timeouts": timeouts()}
+    if name == "section":  # start or end one section, or end all: {"op": "start"|"end"|"end_all", "name": ...}
+        {"start": client.start_section, "end": client.end_section}.get(cmd["op"], lambda _: client.end_all_sections())(
+            cmd.get("name"))
+        if cmd.get("hold"):
+            time.sleep(cmd["hold"])
+        return None
+    if name == "calibrate_sections":
+        done = client.calculate_and_set_section_timeouts(
+            selected_sections=cmd.get("selected"), calc_out_of_section=cmd.get("out", True))
+        return {"set": done, "timeouts": dataclasses.asdict(client.section_timeouts)}
     if name == "state":
         return client.state_dict()
     if name == "load":

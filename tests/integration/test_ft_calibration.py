@@ -27,6 +27,7 @@ def test_calibration_agrees_on_every_rank_and_the_monitor_enforces_it(world, tmp
         initial_rank_heartbeat_timeout=None,
         rank_heartbeat_timeout=None,
         safety_factor=FACTOR,
+        calculated_timeout_floor=1.0,
         workload_check_interval=INTERVAL,
     )
     monitor = RankMonitor(config, stack_dir=tmp_path)

@@ -5,8 +5,13 @@ These ranks do not import torch (no process group needed), so each starts in a f
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import queue
+import resource
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -16,7 +21,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ft_helpers.processes import RankProcesses  # noqa: E402
 
-from ft import FaultToleranceConfig, RankMonitor  # noqa: E402
+from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitor  # noqa: E402
+from ft.wire import PROTOCOL_VERSION  # noqa: E402
 
 pytestmark = pytest.mark.integration
 INTERVAL = 0.1
@@ -94,6 +100,20 @@ def test_a_hung_rank_is_reported_within_timeout_plus_interval_and_a_beating_one_
     no_event(monitor, 1.0 + 2 * INTERVAL)
 
 
+def test_ranks_beating_back_to_back_under_a_10ms_check_are_never_reported(start_monitor, ranks):
+    # The monitor reads each slot 100 times a second while both ranks overwrite it as fast as they
+    # can: a read that mixed two writes (or saw time 0) would report a gap of the machine's uptime.
+    monitor = start_monitor(initial_rank_heartbeat_timeout=5.0, rank_heartbeat_timeout=1.0,
+                            workload_check_interval=0.01)
+    procs = ranks(2, monitor)
+    procs.call_all(cmd="init")
+    beats = procs.call_all(cmd="beat_for", seconds=20.0, every=0)
+    assert monitor.events.empty(), f"false hang: {monitor.events.get_nowait().describe()}"
+    assert min(beats) > 100_000  # really back to back
+    procs.call_all(cmd="shutdown")
+    no_event(monitor, 0.2)
+
+
 def test_no_first_heartbeat_is_an_initial_timeout(start_monitor, ranks):
     monitor = start_monitor(initial_rank_heartbeat_timeout=1.0, rank_heartbeat_timeout=0.3)
     procs = ranks(1, monitor)
@@ -141,8 +161,11 @@ def test_calculated_timeouts_round_trip_before_and_after_init(start_monitor, ran
     result = unmonitored.call(0, cmd="calibrate")
     assert result["set"] and result["timeouts"]["were_calculated"]
     state = unmonitored.call(0, cmd="state")
-    expected = (state["calculated"]["initial"], state["calculated"]["subsequent"])
-    assert expected[0] == 1.0 and 1.0 <= expected[1] < 1.0 + 0.2 * 5
+    floor = FaultToleranceConfig().calculated_timeout_floor  # unmonitored: the schema's defaults apply
+    assert state["calculated"] == {"initial": floor, "subsequent": floor}
+    # Smaller values, as a run with a lower floor would save them, keep this test short.
+    state["calculated"] = {"initial": 1.0, "subsequent": 1.1}
+    expected = (1.0, 1.1)
 
     # Before init: the loaded values are sent with init and enforced from the start.
     assert procs.call(0, cmd="load", state=state)["were_calculated"]
@@ -193,3 +216,90 @@ def test_a_rank_notices_when_its_monitor_goes_away(start_monitor, ranks):
     reply = procs.reply(0, check=False)
     assert reply["ok"] is False and reply["type"] == "RankMonitorClientError"
     assert "closed this rank's connection" in reply["error"]
+
+
+def test_the_monitor_survives_emfile_on_accept_keeps_checking_and_logs_it_once(start_monitor, ranks, caplog):
+    monitor = start_monitor(initial_rank_heartbeat_timeout=None, rank_heartbeat_timeout=1.0)
+    procs = ranks(1, monitor)
+    procs.call(0, cmd="init")
+    newcomer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # its fd exists before the limit
+    newcomer.settimeout(10)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.dup(0)
+    os.close(lowest_free)
+    caplog.set_level(logging.ERROR, logger="ft.monitor")
+    try:
+        # From here this process can open no file: the monitor's accept() fails with EMFILE for real.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+        newcomer.connect(monitor.worker_env()[ENDPOINT_ENV])
+        procs.call(0, cmd="beat", n=1)
+        last_beat = time.monotonic()
+        event = monitor.events.get(timeout=5)  # deadlines are still checked while accept() keeps failing
+        detected = time.monotonic()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert (event.kind, event.rank) == ("heartbeat_timeout", 0)
+    assert detected - last_beat <= 1.0 + INTERVAL + SLACK + 0.5
+    errors = [r for r in caplog.records if "serving connections" in r.getMessage()]
+    assert len(errors) == 1 and "Too many open files" in errors[0].getMessage()
+    # With descriptors back, the waiting connection is accepted and answered.
+    message = {"type": "init", "protocol": PROTOCOL_VERSION, "rank": 1, "local_rank": 1, "pid": os.getpid()}
+    newcomer.sendall((json.dumps(message) + "\n").encode())
+    assert json.loads(newcomer.makefile().readline())["ok"] is True
+    newcomer.close()
+
+
+def test_a_section_left_open_is_reported_with_its_name_and_source(start_monitor, ranks):
+    monitor = start_monitor(initial_rank_heartbeat_timeout=None, rank_heartbeat_timeout=None,
+                            rank_section_timeouts={"step": 0.5, "checkpoint": 1.0},
+                            sources={"rank_section_timeouts": "--ft-rank-section-timeouts"})
+    procs = ranks(1, monitor)
+    procs.call(0, cmd="init")
+    for _ in range(3):  # short steps inside their timeout: nothing to report
+        procs.call(0, cmd="section", op="start", name="step", hold=0.2)
+        procs.call(0, cmd="section", op="end", name="step")
+    procs.call(0, cmd="section", op="start", name="checkpoint")
+    opened = time.monotonic()
+    event = monitor.events.get(timeout=5)
+    assert (event.kind, event.section, event.timeout, event.timeout_source) == (
+        "section_timeout", "checkpoint", 1.0, "--ft-rank-section-timeouts")
+    assert 1.0 < event.gap <= 1.0 + INTERVAL + SLACK
+    assert time.monotonic() - opened <= 1.0 + INTERVAL + SLACK + 0.5
+    assert "in section 'checkpoint'" in event.describe() and "rank_section_timeouts.checkpoint is 1 s" in event.describe()
+    assert "wait_for_command" in event.stack_file.read_text()
+
+
+def test_out_of_section_time_is_watched_and_nested_sections_are_timed_separately(start_monitor, ranks):
+    monitor = start_monitor(initial_rank_heartbeat_timeout=None, rank_heartbeat_timeout=None,
+                            rank_section_timeouts={"outer": None, "inner": 1.0}, rank_out_of_section_timeout=1.0)
+    procs = ranks(1, monitor)
+    procs.call(0, cmd="init")
+    procs.call(0, cmd="section", op="start", name="outer")
+    procs.call(0, cmd="section", op="start", name="inner", hold=0.3)
+    procs.call(0, cmd="section", op="end", name="inner")
+    no_event(monitor, 1.2)  # only "outer" is open, and it has no timeout
+    procs.call(0, cmd="section", op="end_all")
+    closed = time.monotonic()
+    event = monitor.events.get(timeout=5)
+    assert (event.kind, event.timeout, event.timeout_source) == ("out_of_section_timeout", 1.0, "config")
+    assert time.monotonic() - closed <= 1.0 + INTERVAL + SLACK + 0.5
+
+
+def test_calculated_section_timeouts_are_collective_enforced_and_saved(start_monitor, ranks):
+    monitor = start_monitor(initial_rank_heartbeat_timeout=None, rank_heartbeat_timeout=None,
+                            rank_section_timeouts={"step": None}, calculated_timeout_floor=1.0)
+    procs = ranks(2, monitor)
+    procs.call_all(cmd="pg")
+    procs.call_all(cmd="init")
+    procs.call_all(cmd="section", op="start", name="step", hold=0.1)
+    procs.call_all(cmd="section", op="end", name="step")
+    results = procs.call_all(cmd="calibrate_sections", selected=["step"], out=False)
+    assert all(r["set"] for r in results) and results[0]["timeouts"] == results[1]["timeouts"]
+    timeouts = results[0]["timeouts"]
+    assert timeouts["calculated_sections"]["step"] == 1.0  # 0.1 s x 5 is below the floor, 1 s here
+    assert not timeouts["is_out_of_section_calculated"] and timeouts["out_of_section"] is None
+    state = procs.call(0, cmd="state")
+    assert state["sections"] == {"step": 1.0} and state["out_of_section"] is None
+    procs.call(1, cmd="section", op="start", name="step")  # and hangs in it
+    event = monitor.events.get(timeout=5)
+    assert (event.rank, event.kind, event.section, event.timeout_source) == (1, "section_timeout", "step", "calculated")

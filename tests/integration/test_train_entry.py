@@ -61,3 +61,22 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
     code, out = python_train("fault.kind=bogus", f"hydra.run.dir={tmp_path}")
     assert code == 2, out[-4000:]
     assert "fault.kind: 'bogus' is not one of" in out and "Traceback" not in out
+
+
+def test_ft_launcher_with_an_inf_timeout_trains_with_that_timeout_off(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PULSETRAIN_FT_ENDPOINT"}
+    launcher = str(Path(sys.executable).parent / "ft_launcher")
+    proc = subprocess.Popen([launcher, "--standalone", "--nproc-per-node=1", "train.py", "trainer.max_steps=5",
+                             "fault_tolerance.rank_heartbeat_timeout=inf", f"hydra.run.dir={tmp_path}"],
+                            cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out
+    assert "per-step none" in out  # the workers and the monitor both read inf as "no timeout"
+    assert newest(tmp_path)["step"] == 5

@@ -103,6 +103,18 @@ def test_fault_recovers_to_the_weights_of_an_uninterrupted_run(reference, tmp_pa
     assert not list((tmp_path / "checkpoints").glob(".step_*"))  # no half-written file survives
 
 
+def test_a_hang_inside_the_checkpoint_section_is_named_with_its_timeout_source(reference, tmp_path):
+    sections = "fault_tolerance.rank_section_timeouts.checkpoint=3"
+    code, out = launch([*FT_LAUNCHER, "--max-restarts=1"], tmp_path, "fault=hang_in_checkpoint", "fault.rank=0",
+                       "fault.step=120", "fault_tolerance.rank_heartbeat_timeout=null",
+                       "fault_tolerance.rank_section_timeouts.step=5", sections)
+    assert code == 0, out[-4000:]
+    assert "rank 0 (local rank 0" in out and "has been in section 'checkpoint' for 3." in out
+    assert f"rank_section_timeouts.checkpoint is 3 s from override {sections}" in out
+    assert "no heartbeat" not in out  # only the section timeout was set
+    assert_same_weights(tmp_path, reference)
+
+
 def test_sigterm_on_one_rank_stops_all_then_relaunch_continues(reference, tmp_path):
     code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "fault=sigterm", "fault.rank=1", "fault.step=120")
     assert code == 75, out[-4000:]
@@ -142,7 +154,7 @@ def test_torchrun_restart_resumes_exactly(reference, tmp_path):
 
 def test_calibrated_timeouts_are_saved_and_protect_the_next_launch(tmp_path):
     calibrate = ["fault_tolerance=calibrate", "fault_tolerance.calibration_steps=5", "trainer.max_steps=60",
-                 "checkpoint.every=20"]
+                 "checkpoint.every=20", "fault_tolerance.calculated_timeout_floor=1"]
     code, out = launch(FT_LAUNCHER, tmp_path, *calibrate)
     assert code == 0, out[-4000:]
     assert "calculated heartbeat timeouts" in out
@@ -154,7 +166,9 @@ def test_calibrated_timeouts_are_saved_and_protect_the_next_launch(tmp_path):
                        "fault=hang", "fault.rank=1", "fault.step=70")
     assert code == 0, out[-4000:]
     assert "restored calculated heartbeat timeouts" in out
-    assert "no heartbeat" in out and "calculated" in out.split("no heartbeat", 1)[1].splitlines()[0]
+    # The hang is inside the `step` section, calibrated too: whichever calculated timeout fires first reports it.
+    report = next(line for line in out.splitlines() if "rank 1 (local rank 1" in line)
+    assert ("no heartbeat" in report or "in section 'step'" in report) and "from calculated" in report, report
     assert final_checkpoint(tmp_path)["step"] == 90
 
 

@@ -2,7 +2,8 @@
 
 Faults are chosen with environment-free arguments so every rank and attempt reads the same plan:
 ``hang=RANK@ATTEMPT`` (sleep forever after heartbeats started), ``silent=RANK@ATTEMPT`` (never send
-a first heartbeat), ``crash=RANK@ATTEMPT`` (exit 13), ``steps=N``, ``step_time=S``. Each rank writes
+a first heartbeat), ``stuck_before_init=RANK@ATTEMPT`` (never connect to the monitor),
+``stuck_at_exit=RANK@ATTEMPT`` (never exit after shutting monitoring down), ``crash=RANK@ATTEMPT`` (exit 13), ``steps=N``, ``step_time=S``. Each rank writes
 ``rank<R>.attempt<A>.json`` (steps done, pid, fault-tolerance settings seen) to the output directory.
 """
 
@@ -48,6 +49,8 @@ def run(options: dict[str, str], out_dir: Path, ft_seen: dict | None = None) -> 
     if options.get("sigterm") == "75":
         signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     dist.init_process_group("gloo")
+    if _matches(options.get("stuck_before_init"), rank, attempt):
+        _stuck_before_init()
     client = RankMonitorClient()
     client.init_workload_monitoring()
     record["monitor_cfg"] = client.config.to_dict() if client.config else None
@@ -80,8 +83,19 @@ def run(options: dict[str, str], out_dir: Path, ft_seen: dict | None = None) -> 
     client.shutdown_workload_monitoring()
     dist.destroy_process_group()
     record["finished"] = True
+    record["done_time"] = time.time()
     save()
+    if _matches(options.get("stuck_at_exit"), rank, attempt):
+        _stuck_at_exit()
     return 0
+
+
+def _stuck_before_init() -> None:
+    time.sleep(3600)
+
+
+def _stuck_at_exit() -> None:
+    time.sleep(3600)
 
 
 def parse(argv: list[str]) -> dict[str, str]:

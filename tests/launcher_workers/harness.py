@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +49,26 @@ def wait_for(predicate, timeout: float, what: str, period: float = 0.05):
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+class StderrLines:
+    """Reads a process's stderr on a thread, stamping each line with the time it arrived (time.time(), as workers do)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self._thread = threading.Thread(target=self._pump, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            self.lines.append((time.time(), line))
+
+    def first(self, text: str) -> float | None:
+        return next((t for t, line in self.lines if text in line), None)
+
+    def text(self) -> str:
+        self._thread.join(10)
+        return "".join(line for _, line in self.lines)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -64,12 +85,13 @@ class Launches:
         self.procs: list[subprocess.Popen] = []
         self.out_dirs: list[Path] = []
 
-    def start(self, args: list[str], out: Path | None = None, env: dict | None = None) -> subprocess.Popen:
+    def start(self, args: list[str], out: Path | None = None, env: dict | None = None,
+              launcher: list[str] | None = None) -> subprocess.Popen:
         full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO)}
         if out is not None:
             self.out_dirs.append(out)
             full_env.setdefault("LAUNCHER_TEST_OUT", str(out))
-        proc = subprocess.Popen(FT_LAUNCHER + args, cwd=self.tmp, env=full_env, stdout=subprocess.PIPE,
+        proc = subprocess.Popen((launcher or FT_LAUNCHER) + args, cwd=self.tmp, env=full_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.procs.append(proc)
         return proc

@@ -34,7 +34,9 @@ def test_defaults_match_the_documented_values():
 
 def test_composed_default_group_equals_schema_defaults():
     composed = FaultToleranceConfig.from_mapping(compose_ft())
-    assert composed == FaultToleranceConfig()
+    # The YAML lists the template loop's sections, without timeouts, so overrides can set them.
+    listed = dict.fromkeys(["init", "step", "checkpoint", "validation"])
+    assert composed == FaultToleranceConfig(rank_section_timeouts=listed)
 
 
 def test_null_means_infinite():
@@ -164,3 +166,28 @@ def test_train_py_reports_bad_timeout_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in (result.stderr + result.stdout).splitlines() if "rank_heartbeat_timeout" in line]
     assert len(lines) == 1 and "must be > 0" in lines[0]
+
+
+def test_inf_means_null_in_yaml_overrides_flags_and_the_constructor(tmp_path):
+    yaml_file = tmp_path / "ft.yaml"
+    yaml_file.write_text("fault_tolerance:\n  rank_heartbeat_timeout: .inf\n")
+    from_yaml = FaultToleranceConfig().with_changes(load_yaml_section(yaml_file))
+    from_override = FaultToleranceConfig.from_mapping(compose_ft("fault_tolerance.rank_heartbeat_timeout=inf"))
+    from_flag = FaultToleranceConfig().with_changes(parse_cli_values({"rank_heartbeat_timeout": "inf"}))
+    direct = FaultToleranceConfig(initial_rank_heartbeat_timeout=float("inf"))
+    for cfg in (from_yaml, from_override, from_flag):
+        assert cfg.rank_heartbeat_timeout is None and cfg.initial_rank_heartbeat_timeout == 3600.0
+    assert direct.initial_rank_heartbeat_timeout is None
+    assert from_override.to_dict()["rank_heartbeat_timeout"] is None  # JSON can carry it to the workers
+
+
+def test_minus_inf_is_refused():
+    with pytest.raises(FaultToleranceConfigError, match=r"rank_heartbeat_timeout: must be > 0 seconds, got -inf"):
+        FaultToleranceConfig.from_mapping({"rank_heartbeat_timeout": float("-inf")})
+
+
+def test_a_template_section_timeout_is_set_with_an_override():
+    cfg = FaultToleranceConfig.from_mapping(compose_ft("fault_tolerance.rank_section_timeouts.checkpoint=600",
+                                                       "+fault_tolerance.rank_section_timeouts.mine=inf"))
+    assert cfg.rank_section_timeouts == {"init": None, "step": None, "checkpoint": 600.0, "validation": None,
+                                         "mine": None}
