@@ -26,9 +26,10 @@ from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
 from launcher.stacks import top_frames, waits_on_peers
+from launcher.stop_signals import handled as handled_stop_signals
 
 log = logging.getLogger("launcher")
-_FORWARDED = signal.SIGTERM  # SIGINT/SIGHUP/SIGQUIT to the launcher reach the workers as SIGTERM
+_FORWARDED = signal.SIGTERM  # every stop signal to the launcher (launcher/stop_signals.py) reaches the workers as SIGTERM
 
 
 @dataclass
@@ -201,7 +202,7 @@ class FaultTolerantAgent(CompatibleAgent):
         # grace. Installed before anything else, so even a quick double press is caught.
         previous = {}
         if threading.current_thread() is threading.main_thread():
-            previous = {sig: signal.signal(sig, self._on_second_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            previous = {sig: signal.signal(sig, self._on_second_signal) for sig in handled_stop_signals()}
         try:
             running = context.running()
             if running:
