@@ -14,12 +14,16 @@ import pytest
 import torch
 from slurm_cluster import SBATCH_FILE, Job, SlurmCluster, wait_for
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("time_limited")]
 
 TWO_RANKS = {"CPU_RANKS_PER_NODE": "2"}
 QUIET = ["trainer.progress=false", "trainer.val_every=0", "checkpoint.every=10000"]
-# About 75 s of steps (50 ms each): longer than a time-limit run lasts before its warning.
+# About 95 s of steps (a 50 ms pause each): longer than a time-limited run below lasts before its warning.
 LONG = [*QUIET, "trainer.max_steps=1400", "trainer.log_every=50", "fault=slow", "fault.seconds=0.05"]
+# The limit and its warning: 120 s, SIGUSR1 due 90 s after the start. slurmctld checks limits every
+# 30 s and sends a warning falling due before its next check at once, so it comes 60 to 90 s after
+# the start: even on a loaded machine (30 s to the first step) each run makes progress before it.
+TIME_LIMIT = ["--time=2", "--signal=B:USR1@30"]
 # About 15 s of steps, signalled mid-run by the tests.
 SHORT = [*QUIET, "trainer.max_steps=300", "trainer.log_every=1", "fault=slow", "fault.seconds=0.05"]
 
@@ -37,29 +41,14 @@ def stopped_step(job: Job) -> int:
 
 
 @pytest.fixture(scope="module")
-def reference(slurm: SlurmCluster, tmp_path_factory) -> Job:
-    """The LONG job without a time limit, submitted first so it runs beside the limited one."""
-    out = tmp_path_factory.mktemp("reference")
-    return slurm.job(slurm.submit(out, LONG, env=TWO_RANKS), out)
-
-
-def test_time_limit_signal_saves_requeues_resumes_and_matches_an_unlimited_run(slurm, reference, tmp_path):
-    # --time=2 with the warning 70 s before: due 50 s after the start; slurmctld checks limits every
-    # 30 s, so it comes 50 to 80 s after the start, while ~75 s of steps are still running.
-    job = slurm.job(slurm.submit(tmp_path, LONG, ["--time=2", "--signal=B:USR1@70"], env=TWO_RANKS), tmp_path)
-    info = job.wait_ended(300)
-    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", job.describe()
-    assert int(info["Restarts"]) >= 1, job.describe()  # requeued under the same job id
-    log = job.log()
-    assert "SIGUSR1 received: asking the ranks to save a checkpoint and stop" in log
-    assert f"stopped with a checkpoint: requeueing {job.id} (restart count 0)" in log
-    assert f"job {job.id}: restart count 1," in log  # SLURM_RESTART_COUNT, in the appended output
-    step = stopped_step(job)
-    assert f"resumed from step_{step:08d}" in log
-    assert 0 < step < 1400
-    ref = reference.wait_ended(300)
-    assert ref["JobState"] == "COMPLETED" and ref["Restarts"] == "0", reference.describe()
-    assert_same_weights(job.final_state(), reference.final_state(), 1400)
+def time_limited(slurm: SlurmCluster, tmp_path_factory) -> tuple[Job, Job]:
+    """The LONG job with a time limit and the same job without one, submitted before the first test so
+    that they run while the other tests do; the last test checks them."""
+    jobs = []
+    for name, limit in (("time_limited", TIME_LIMIT), ("reference", [])):
+        out = tmp_path_factory.mktemp(name)
+        jobs.append(slurm.job(slurm.submit(out, LONG, limit, env=TWO_RANKS), out))
+    return jobs[0], jobs[1]
 
 
 def test_scancel_usr1_to_the_batch_shell_is_a_preemption(slurm, tmp_path):
@@ -132,3 +121,21 @@ def test_sbatch_file_outside_slurm_says_how_to_submit(tmp_path):
     proc = subprocess.run(["bash", str(SBATCH_FILE)], env=env, capture_output=True, text=True, timeout=30,
                           cwd=Path(tmp_path))
     assert proc.returncode == 2 and "submit it: sbatch" in proc.stderr
+
+
+@pytest.mark.timeout(600)
+def test_time_limit_signal_saves_requeues_resumes_and_matches_an_unlimited_run(time_limited):
+    job, reference = time_limited  # submitted before the first test of this module
+    info = job.wait_ended(540)
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", job.describe()
+    assert int(info["Restarts"]) >= 1, job.describe()  # requeued under the same job id
+    log = job.log()
+    assert "SIGUSR1 received: asking the ranks to save a checkpoint and stop" in log
+    assert f"stopped with a checkpoint: requeueing {job.id} (restart count 0)" in log
+    assert f"job {job.id}: restart count 1," in log  # SLURM_RESTART_COUNT, in the appended output
+    step = stopped_step(job)
+    assert f"resumed from step_{step:08d}" in log
+    assert 0 < step < 1400
+    ref = reference.wait_ended(120)
+    assert ref["JobState"] == "COMPLETED" and ref["Restarts"] == "0", reference.describe()
+    assert_same_weights(job.final_state(), reference.final_state(), 1400)
