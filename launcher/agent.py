@@ -29,6 +29,9 @@ from launcher.stacks import top_frames, waits_on_peers
 from launcher.stop_signals import handled as handled_stop_signals
 
 log = logging.getLogger("launcher")
+# A second Ctrl-C or SIGTERM while the workers stop means "now"; a repeated scheduler warning
+# (SIGUSR1, ...) does not.
+_KILL_NOW = (signal.SIGINT, signal.SIGTERM)
 _FORWARDED = signal.SIGTERM  # every stop signal to the launcher (launcher/stop_signals.py) reaches the workers as SIGTERM
 
 
@@ -194,6 +197,9 @@ class FaultTolerantAgent(CompatibleAgent):
         if isinstance(self.worker_context, WorkerGroupContext):
             self.worker_context._signal_groups(signal.SIGKILL)
 
+    def _on_repeat(self, signum: int, frame: object) -> None:
+        log.warning("%s again: already stopping", signal.Signals(signum).name)
+
     def shutdown_workers(self, death_sig: signal.Signals, timeout: float | None) -> None:
         context = self.worker_context
         if not isinstance(context, WorkerGroupContext):
@@ -202,7 +208,8 @@ class FaultTolerantAgent(CompatibleAgent):
         # grace. Installed before anything else, so even a quick double press is caught.
         previous = {}
         if threading.current_thread() is threading.main_thread():
-            previous = {sig: signal.signal(sig, self._on_second_signal) for sig in handled_stop_signals()}
+            previous = {sig: signal.signal(sig, self._on_second_signal if sig in _KILL_NOW else self._on_repeat)
+                        for sig in {signal.SIGINT, signal.SIGTERM, *handled_stop_signals()}}
         try:
             running = context.running()
             if running:

@@ -20,7 +20,9 @@ def slurm(tmp_path_factory) -> SlurmCluster:
     directory = tmp_path_factory.mktemp("slurm-cluster")
     env = {k: v for k, v in os.environ.items() if k != "PULSETRAIN_FT_ENDPOINT"}
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    up = subprocess.run([str(REPO / "scripts" / "slurm-up"), "--nodes", "2", "--dir", str(directory)], env=env,
+    # RequeueExit=75: how a job whose batch script has no scontrol (a container) is requeued.
+    up = subprocess.run([str(REPO / "scripts" / "slurm-up"), "--nodes", "2", "--requeue-exit", "75",
+                         "--dir", str(directory)], env=env,
                         capture_output=True, text=True, timeout=300)
     try:
         if up.returncode != 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -102,7 +103,8 @@ class SlurmCluster:
         exports = {"OUTPUTS": str(out_dir), "FT_LAUNCHER": str(FT_LAUNCHER), **(env or {})}
         # An array element's output is named <array id>_<index>, as Job expects (%j would be its own id).
         name = "%A_%a" if any(a.startswith("--array") for a in sbatch_args) else "%j"
-        cmd = ["sbatch", "--parsable", f"--output={out_dir}/slurm-{name}.out", *sbatch_args,
+        sbatch = shutil.which("sbatch", path=self.env["PATH"]) or "sbatch"  # PATH may be the job's own
+        cmd = [sbatch, "--parsable", f"--output={out_dir}/slurm-{name}.out", *sbatch_args,
                str(SBATCH_FILE), *overrides]
         proc = subprocess.run(cmd, env={**self.env, **exports}, cwd=REPO, capture_output=True, text=True,
                               timeout=30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import torch
 from slurm_cluster import SBATCH_FILE, Job, SlurmCluster, wait_for
 
-pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("time_limited")]
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("time_limited", "without_scontrol")]
 
 TWO_RANKS = {"CPU_RANKS_PER_NODE": "2"}
 QUIET = ["trainer.progress=false", "trainer.val_every=0", "checkpoint.every=10000"]
@@ -43,12 +44,26 @@ def stopped_step(job: Job) -> int:
 @pytest.fixture(scope="module")
 def time_limited(slurm: SlurmCluster, tmp_path_factory) -> tuple[Job, Job]:
     """The LONG job with a time limit and the same job without one, submitted before the first test so
-    that they run while the other tests do; the last test checks them."""
+    that they run while the other tests do; the last tests check them."""
     jobs = []
     for name, limit in (("time_limited", TIME_LIMIT), ("reference", [])):
         out = tmp_path_factory.mktemp(name)
         jobs.append(slurm.job(slurm.submit(out, LONG, limit, env=TWO_RANKS), out))
     return jobs[0], jobs[1]
+
+
+@pytest.fixture(scope="module")
+def without_scontrol(slurm: SlurmCluster, tmp_path_factory) -> Job:
+    """A job whose batch script finds no scontrol (as in a container): PATH holds only srun, date and
+    hostname. Rank 1 sends itself SIGTERM at step 50, so the job stops itself with exit 75."""
+    out = tmp_path_factory.mktemp("without_scontrol")
+    bin_dir = out / "bin"
+    bin_dir.mkdir()
+    for command in ("srun", "date", "hostname"):
+        (bin_dir / command).symlink_to(shutil.which(command, path=slurm.env["PATH"]))
+    overrides = [*QUIET, "trainer.max_steps=200", "trainer.log_every=10", "fault=sigterm", "fault.rank=1",
+                 "fault.step=50"]
+    return slurm.job(slurm.submit(out, overrides, env={**TWO_RANKS, "PATH": str(bin_dir)}), out)
 
 
 def test_scancel_usr1_to_the_batch_shell_is_a_preemption(slurm, tmp_path):
@@ -139,3 +154,13 @@ def test_time_limit_signal_saves_requeues_resumes_and_matches_an_unlimited_run(t
     ref = reference.wait_ended(120)
     assert ref["JobState"] == "COMPLETED" and ref["Restarts"] == "0", reference.describe()
     assert_same_weights(job.final_state(), reference.final_state(), 1400)
+
+
+def test_without_scontrol_exit_75_is_requeued_by_requeue_exit(without_scontrol):
+    job = without_scontrol
+    info = job.wait_ended(240)
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", job.describe()
+    assert "scontrol is not here: exit 75 (SLURM requeues it with RequeueExit=75)" in job.log()
+    step = stopped_step(job)
+    assert 50 <= step < 200 and f"resumed from step_{step:08d}" in job.log()
+    assert job.final_state()["step"] == 200
