@@ -26,6 +26,7 @@ from launcher.fork_server import ForkServer
 from launcher.plan import JobPlan
 from launcher.report import JobRecord, settings_table
 from launcher.stop_signals import export as export_stop_signals
+from launcher.stop_signals import ignore_repeats as ignore_stop_signals
 
 log = logging.getLogger("launcher")
 
@@ -136,6 +137,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
             log.error("the restart budget is spent (--max-restarts=%d): giving up", args.max_restarts)
             record.exit_code = exit_codes.FAILED
     except SignalException as exc:
+        ignore_stop_signals()  # the workers are stopped: a late repeat has nothing left to stop
         shutdown_rdzv = False  # as torchrun: keep the rendezvous open for a relaunch
         codes = agent.final_codes if agent is not None else {}
         clean = stopped_exit_codes_ok(codes)

@@ -10,11 +10,13 @@ signal to every process of the job step, not only to the launcher. Imports no to
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 
 from ft.preemption import STOP_SIGNALS_ENV, parse_stop_signal
 
+log = logging.getLogger("launcher")
 DEFAULT_SIGNALS_TO_HANDLE = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"
 _FLAGS = {"--signals-to-handle": "signals_to_handle", "--signals_to_handle": "signals_to_handle",
           "--stop-signal": "stop_signal", "--stop_signal": "stop_signal"}
@@ -76,3 +78,12 @@ def export(signals: tuple[signal.Signals, ...]) -> None:
 def handled() -> tuple[signal.Signals, ...]:
     """The signals exported for this launch (defaults before ``export``)."""
     return resolve(os.environ.get("TORCHELASTIC_SIGNALS_TO_HANDLE"), None)
+
+
+def ignore_repeats() -> None:
+    """After the workers stopped on request: further stop signals are logged, not raised."""
+    def _repeat(signum: int, _frame: object) -> None:
+        log.warning("%s again: already stopped", signal.Signals(signum).name)
+
+    for sig in handled():
+        signal.signal(sig, _repeat)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,3 +98,27 @@ def test_sigusr1_stops_cleanly_with_a_checkpoint(tmp_path, everyone):
     assert code == 75, out[-4000:]
     assert "SIGUSR1 received: workers stopped cleanly" in out
     assert 20 <= saved_step(tmp_path) < 400  # saved at the agreed stop, not at the end
+
+
+def test_a_repeated_sigusr1_is_ignored_while_the_workers_stop(tmp_path):
+    """A scheduler may warn twice; unlike a second Ctrl-C, that must not kill the ranks mid-save."""
+    proc = start(tmp_path)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for_step(proc, tmp_path, 20)
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while not any("forwarding SIGTERM" in line for line in list(lines)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGUSR1)
+        code = proc.wait(60)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert code == 75, out[-4000:]
+    assert "SIGUSR1 again: already stopping" in out
+    assert 20 <= saved_step(tmp_path) < 400
