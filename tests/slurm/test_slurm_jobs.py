@@ -19,8 +19,10 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("time_limited", "withou
 
 TWO_RANKS = {"CPU_RANKS_PER_NODE": "2"}
 QUIET = ["trainer.progress=false", "trainer.val_every=0", "checkpoint.every=10000"]
-# About 95 s of steps (a 50 ms pause each): longer than a time-limited run below lasts before its warning.
-LONG = [*QUIET, "trainer.max_steps=1400", "trainer.log_every=50", "fault=slow", "fault.seconds=0.05"]
+# At least 92 s of steps (a 0.2 s pause before each; the pause, not the machine, sets the pace): longer
+# than a time-limited run below can last before its warning, so it is always signalled.
+LONG_STEPS = 460
+LONG = [*QUIET, f"trainer.max_steps={LONG_STEPS}", "trainer.log_every=20", "fault=slow", "fault.seconds=0.2"]
 # The limit and its warning: 120 s, SIGUSR1 due 90 s after the start. slurmctld checks limits every
 # 30 s and sends a warning falling due before its next check at once, so it comes 60 to 90 s after
 # the start: even on a loaded machine (30 s to the first step) each run makes progress before it.
@@ -150,10 +152,10 @@ def test_time_limit_signal_saves_requeues_resumes_and_matches_an_unlimited_run(t
     assert f"job {job.id}: restart count 1," in log  # SLURM_RESTART_COUNT, in the appended output
     step = stopped_step(job)
     assert f"resumed from step_{step:08d}" in log
-    assert 0 < step < 1400
+    assert 0 < step < LONG_STEPS
     ref = reference.wait_ended(120)
     assert ref["JobState"] == "COMPLETED" and ref["Restarts"] == "0", reference.describe()
-    assert_same_weights(job.final_state(), reference.final_state(), 1400)
+    assert_same_weights(job.final_state(), reference.final_state(), LONG_STEPS)
 
 
 def test_without_scontrol_exit_75_is_requeued_by_requeue_exit(without_scontrol):
