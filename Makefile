@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ demo: $(VENV)/.installed ## 2 ranks on CPU, a hang injected in attempt 0: detect
 test: $(VENV)/.installed ## unit and integration tests (real ft_launcher processes on gloo)
 	$(PY) -m pytest
 
+test-slurm: $(VENV)/.installed ## examples/slurm/train.sbatch on a private 2-node Slurm (root; installs slurm-wlm, munge)
+	$(PY) -m pytest -m slurm -rP tests/slurm
+
 compat: ## the whole suite on another torch (and python): make compat TORCH=2.15.0 [PYTHON=python3.12]
 	$(MAKE) test TORCH=$(TORCH) PYTHON=$(PYTHON)
 
@@ -47,4 +50,4 @@ lint: $(VENV)/.installed ## ruff
 clean: ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help venv demo test compat drill bench lint clean
+.PHONY: help venv demo test test-slurm compat drill bench lint clean

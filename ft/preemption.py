@@ -4,11 +4,16 @@ Signal handlers only set a flag (no collective may run inside a handler). ``shou
 called by every rank once per step at the same point: it returns the result of the all-reduce
 (MAX) started at the previous call and starts the next one, so the collective's latency overlaps
 the step instead of adding to it. A signal therefore stops all ranks within two calls.
+
+Which signals: SIGTERM, plus those named in ``PULSETRAIN_STOP_SIGNALS`` (``ft_launcher`` sets it from
+``--stop-signal``/``--signals-to-handle``), since a scheduler such as SLURM may deliver the launcher's
+stop signal, e.g. SIGUSR1, to every process of the job, ranks included.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterable
@@ -18,6 +23,43 @@ from typing import Any
 from ft.distributed import collective_device, process_group_active
 
 log = logging.getLogger("ft.preemption")
+
+STOP_SIGNALS_ENV = "PULSETRAIN_STOP_SIGNALS"
+# Signals that cannot mean "stop cleanly": uncatchable, job control and children, synchronous faults,
+# and SIGUSR2, on which ranks dump their Python stacks for the monitor.
+_NOT_STOP_SIGNALS = ("SIGKILL", "SIGSTOP", "SIGCONT", "SIGCHLD", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGSEGV",
+                     "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGTRAP", "SIGSYS", "SIGPIPE", "SIGWINCH",
+                     "SIGURG", "SIGUSR2")
+
+
+def parse_stop_signal(text: str) -> signal.Signals:
+    """``SIGUSR1``, ``USR1``, ``usr1`` or ``10`` -> ``signal.SIGUSR1``; ValueError naming what is wrong."""
+    name = str(text).strip()
+    try:
+        sig = signal.Signals(int(name)) if name.isdigit() else signal.Signals[
+            name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()]
+    except (KeyError, ValueError):
+        raise ValueError(f"{text!r} is not a signal name or number (e.g. SIGUSR1)") from None
+    if sig.name in _NOT_STOP_SIGNALS:
+        why = ("ranks dump their stacks on it" if sig == signal.SIGUSR2
+               else "it cannot be caught or does not mean stop")
+        raise ValueError(f"{sig.name} cannot be a stop signal: {why}")
+    return sig
+
+
+def stop_signals_from_env(environ: dict[str, str] | None = None) -> tuple[signal.Signals, ...]:
+    """SIGTERM plus the signals named in ``PULSETRAIN_STOP_SIGNALS`` (unusable names warned about, skipped)."""
+    text = (os.environ if environ is None else environ).get(STOP_SIGNALS_ENV, "")
+    found = [signal.SIGTERM]
+    for name in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            sig = parse_stop_signal(name)
+        except ValueError as exc:
+            log.warning("%s: %s; ignored", STOP_SIGNALS_ENV, exc)
+            continue
+        if sig not in found:
+            found.append(sig)
+    return tuple(found)
 
 
 class PreemptionGuard:

@@ -29,9 +29,13 @@ from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
 from launcher.stacks import top_frames, waits_on_peers
+from launcher.stop_signals import handled as handled_stop_signals
 
 log = logging.getLogger("launcher")
-_FORWARDED = signal.SIGTERM  # SIGINT/SIGHUP/SIGQUIT to the launcher reach the workers as SIGTERM
+# A second Ctrl-C or SIGTERM while the workers stop means "now"; a repeated scheduler warning
+# (SIGUSR1, ...) does not.
+_KILL_NOW = (signal.SIGINT, signal.SIGTERM)
+_FORWARDED = signal.SIGTERM  # every stop signal to the launcher (launcher/stop_signals.py) reaches the workers as SIGTERM
 NO_EARLY_STACKS = ("started as a new process (--no-fork-server or --no-python), it has no SIGUSR2 stack dump "
                    "until init_workload_monitoring(), and SIGUSR2 would kill it")
 
@@ -228,6 +232,9 @@ class FaultTolerantAgent(CompatibleAgent):
         if isinstance(self.worker_context, WorkerGroupContext):
             self.worker_context._signal_groups(signal.SIGKILL)
 
+    def _on_repeat(self, signum: int, frame: object) -> None:
+        log.warning("%s again: already stopping", signal.Signals(signum).name)
+
     def shutdown_workers(self, death_sig: signal.Signals, timeout: float | None) -> None:
         context = self.worker_context
         if not isinstance(context, WorkerGroupContext):
@@ -236,7 +243,8 @@ class FaultTolerantAgent(CompatibleAgent):
         # grace. Installed before anything else, so even a quick double press is caught.
         previous = {}
         if threading.current_thread() is threading.main_thread():
-            previous = {sig: signal.signal(sig, self._on_second_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            previous = {sig: signal.signal(sig, self._on_second_signal if sig in _KILL_NOW else self._on_repeat)
+                        for sig in {signal.SIGINT, signal.SIGTERM, *handled_stop_signals()}}
         try:
             running = context.running()
             if running:

@@ -38,7 +38,7 @@ def _flag(group, name: str, *, short: str | None = None, **kwargs) -> None:
     if short:
         spellings.insert(0, short)
     if kwargs.get("action") != "store_true":
-        kwargs.setdefault("default", _env_default(name, kwargs.get("default")))
+        kwargs["default"] = _env_default(name, kwargs.get("default"))
     group.add_argument(*spellings, **kwargs)
 
 
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
           help="accepted for torchrun compatibility; script workers are started by the fork server or as processes")
     _flag(tr, "module", short="-m", action="store_true", help="run the script as a module, like python -m")
     _flag(tr, "no-python", action="store_true", help="run the script as a program, without python")
+    _flag(tr, "signals-to-handle", default=None, metavar="SIG,...",
+          help="signals that stop the workers cleanly (default SIGTERM,SIGINT,SIGHUP,SIGQUIT)")
 
     ft = parser.add_argument_group(
         "fault tolerance",
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         ft.add_argument(*aliases, dest=f"ft_{key}", default=None, help=argparse.SUPPRESS)
     ft.add_argument("--term-timeout", "--term_timeout", type=float, default=DEFAULT_TERM_TIMEOUT, metavar="SECONDS",
                     help="after SIGTERM/SIGINT: how long workers get to stop cleanly before SIGKILL (default 30)")
+    _flag(ft, "stop-signal", default=None, metavar="SIG[,SIG]",
+          help="more signals that stop the workers cleanly, e.g. SIGUSR1 for SLURM's --signal=B:USR1@120")
     ft.add_argument("--no-fork-server", "--no_fork_server", action="store_true",
                     default=os.environ.get(NO_FORK_SERVER_ENV, "") not in ("", "0"),
                     help=f"start every worker as a fresh python process (also: {NO_FORK_SERVER_ENV}=1)")
@@ -181,6 +185,12 @@ def parse(argv: list[str]) -> LaunchArgs:
     ns = parser.parse_args(argv)
     if ns.module and ns.no_python:
         raise UsageError("--module and --no-python cannot be used together")
+    from launcher.stop_signals import StopSignalError, resolve
+
+    try:
+        ns.stop_signals = resolve(ns.signals_to_handle, ns.stop_signal)
+    except StopSignalError as exc:
+        raise UsageError(str(exc)) from None
     ft_flags: dict[str, str] = {}
     spelling: dict[str, str] = {}
     for key in FIELD_NAMES:

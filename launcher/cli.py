@@ -22,8 +22,12 @@ def _stop_early(signum, _frame):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # Before anything heavy: the fork server imports torch while this process does its own work.
-    from launcher.args import peek_nproc, wants_fork_server
+    from launcher import stop_signals
+    from launcher.args import launcher_flags, peek_nproc, wants_fork_server
 
+    # Before the fork server starts: it ignores these, and the workers it forks treat them as stop requests.
+    early_stop = stop_signals.peek(argv, launcher_flags)
+    stop_signals.export(early_stop)
     server = None
     if wants_fork_server(argv):
         nproc = peek_nproc(argv)
@@ -33,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
         server = ForkServer()
     # Until the job installs elastic's handlers: a stop request now ends the launch cleanly (75).
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in early_stop:
         signal.signal(sig, _stop_early)
     try:
         return _run(argv, server)
@@ -69,7 +73,7 @@ def _run(argv: list[str], server) -> int:
     from launcher.job import prepare_environment, run_job
     from launcher.report import summary_table
 
-    prepare_environment(nproc)
+    prepare_environment(nproc, args.stop_signals)
     records = []
     for plan in plans:
         records.append(run_job(args, plan, nproc, server))

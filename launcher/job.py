@@ -25,12 +25,13 @@ from launcher.compat import parse_rendezvous_config, terminate_process_handler, 
 from launcher.fork_server import ForkServer
 from launcher.plan import JobPlan
 from launcher.report import JobRecord, settings_table
+from launcher.stop_signals import export as export_stop_signals
+from launcher.stop_signals import ignore_repeats as ignore_stop_signals
 
 log = logging.getLogger("launcher")
-HANDLED_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"
 
 
-def prepare_environment(nproc: int) -> None:
+def prepare_environment(nproc: int, stop_signals: tuple[signal.Signals, ...]) -> None:
     """Process-wide settings every job of this launch shares."""
     import torch
 
@@ -42,11 +43,11 @@ def prepare_environment(nproc: int) -> None:
     os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
     if "OMP_NUM_THREADS" not in os.environ and nproc > 1:
         os.environ["OMP_NUM_THREADS"] = "1"  # as torchrun: one thread per worker unless told otherwise
-    os.environ["TORCHELASTIC_SIGNALS_TO_HANDLE"] = HANDLED_SIGNALS
+    export_stop_signals(stop_signals)
     # Elastic installs these handlers when workers start; install them now, so a signal during
     # config or rendezvous also ends in an orderly exit.
-    for name in HANDLED_SIGNALS.split(","):
-        signal.signal(getattr(signal, name), terminate_process_handler)
+    for sig in stop_signals:
+        signal.signal(sig, terminate_process_handler)
 
 
 def _rendezvous(args: LaunchArgs, nproc: int):
@@ -136,6 +137,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
             log.error("the restart budget is spent (--max-restarts=%d): giving up", args.max_restarts)
             record.exit_code = exit_codes.FAILED
     except SignalException as exc:
+        ignore_stop_signals()  # the workers are stopped: a late repeat has nothing left to stop
         shutdown_rdzv = False  # as torchrun: keep the rendezvous open for a relaunch
         codes = agent.final_codes if agent is not None else {}
         clean = stopped_exit_codes_ok(codes)

@@ -48,6 +48,11 @@ def serve(req_fd: int, rep_fd: int) -> None:
     # launcher closes the request pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The launcher's other stop signals too (a scheduler may send SIGUSR1 to every process of the
+    # job). Forked workers inherit this until their loop installs its stop handler.
+    for name in os.environ.get("PULSETRAIN_STOP_SIGNALS", "").split(","):
+        if hasattr(signal, name.strip()) and name.strip().startswith("SIG"):
+            signal.signal(getattr(signal, name.strip()), signal.SIG_IGN)
     # ``python -m`` put the launcher's cwd first on sys.path; ``python script.py`` would not have it.
     if sys.path and sys.path[0] in ("", os.getcwd()):
         sys.path.pop(0)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ft import FaultToleranceConfig, PreemptionGuard, RankMonitorClient, RankMonitorStateError
 from ft.distributed import all_reduce_max, process_group_active
+from ft.preemption import stop_signals_from_env
 from ft.timeouts import from_state_dict
 from train.checkpointing import write_json_atomic
 
@@ -76,9 +77,9 @@ class FaultToleranceSession:
                      timeouts.initial, timeouts.subsequent)
 
     def install_stop_handler(self) -> None:
-        """Catch SIGTERM as a request to stop at the next step boundary (needs the process group up)."""
+        """Catch SIGTERM (and ``PULSETRAIN_STOP_SIGNALS``) as a request to stop at the next step boundary."""
         if self.client is not None:
-            self.guard = PreemptionGuard().install()
+            self.guard = PreemptionGuard(stop_signals_from_env()).install()
 
     def should_stop(self, step: int) -> bool:
         """Collective, called after every step on every rank: True on all ranks once any rank was signalled.

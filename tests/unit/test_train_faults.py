@@ -57,3 +57,21 @@ def test_hang_in_checkpoint_is_armed_at_the_first_save_at_or_after_its_step(monk
     assert not plan._armed("hang_in_checkpoint", 0, 10, at_or_after=True)
     assert plan._armed("hang_in_checkpoint", 0, 20, at_or_after=True)
     assert not plan._armed("hang", 0, 15)
+
+
+def test_slow_pauses_every_step_from_its_step_on_its_rank_only(monkeypatch, caplog):
+    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
+    pauses = []
+    monkeypatch.setattr("train.faults.time.sleep", pauses.append)
+    plan = FaultPlan.from_config({"kind": "slow", "rank": 1, "step": 3, "seconds": 0.25})
+    for step in range(1, 7):
+        plan.before_step(rank=0, step=step)
+        plan.before_step(rank=1, step=step)
+    assert pauses == [0.25] * 4  # steps 3, 4, 5, 6 of rank 1
+    assert caplog.text.count("injected fault 'slow'") == 1
+
+
+@pytest.mark.parametrize("seconds", [-1, "fast", True, 7200])
+def test_slow_seconds_are_checked(seconds):
+    with pytest.raises(TrainConfigError, match="fault.seconds"):
+        FaultPlan.from_config({"kind": "slow", "seconds": seconds})

@@ -1,0 +1,124 @@
+"""ft_launcher --stop-signal=SIGUSR1: a real launcher (2 ranks on gloo) stopped by SIGUSR1 exits 75 with a
+checkpoint, whether the signal reaches the launcher alone or, as SLURM delivers a job step's signal,
+every process of the job (launcher, fork server, ranks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from train.checkpointing import CheckpointStore
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+FT_LAUNCHER = [str(Path(sys.executable).parent / "ft_launcher"), "--standalone", "--nproc-per-node=2",
+               "--stop-signal=SIGUSR1"]
+# slow: 20 ms before each step, so the job is surely still running when the signal comes.
+RUN = ["trainer.max_steps=400", "trainer.log_every=10", "trainer.val_every=0", "checkpoint.every=1000",
+       "trainer.progress=false", "fault=slow", "fault.seconds=0.02"]
+
+
+def start(run_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PULSETRAIN_FT_ENDPOINT", None)
+    return subprocess.Popen([*FT_LAUNCHER, "train.py", *RUN, f"hydra.run.dir={run_dir}"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for pid in descendants(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"job did not end within {timeout} s:\n{out[-4000:]}")
+    return proc.returncode, out
+
+
+def wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int, timeout: float = 60) -> None:
+    """Until metrics.jsonl shows a logged step >= ``step`` (evidence of training, not a fixed wait)."""
+    path = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and any(json.loads(line).get("step", 0) >= step for line in path.read_text().splitlines()):
+            return
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"no step {step} within {timeout} s:\n{proc.communicate()[0][-4000:]}")
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (ranks start their own sessions, so a process group would miss them)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def saved_step(run_dir: Path) -> int:
+    newest = CheckpointStore(run_dir / "checkpoints").checkpoints()[-1]
+    return torch.load(newest.path, weights_only=True)["step"]
+
+
+@pytest.mark.parametrize("everyone", [False, True], ids=["launcher_only", "every_process_as_slurm_does"])
+def test_sigusr1_stops_cleanly_with_a_checkpoint(tmp_path, everyone):
+    proc = start(tmp_path)
+    try:
+        wait_for_step(proc, tmp_path, 20)
+        targets = [proc.pid, *descendants(proc.pid)] if everyone else [proc.pid]
+        assert len(targets) >= (4 if everyone else 1)  # launcher, fork server, two ranks
+        for pid in targets:
+            os.kill(pid, signal.SIGUSR1)
+        code, out = finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 75, out[-4000:]
+    assert "SIGUSR1 received: workers stopped cleanly" in out
+    assert 20 <= saved_step(tmp_path) < 400  # saved at the agreed stop, not at the end
+
+
+def test_a_repeated_sigusr1_is_ignored_while_the_workers_stop(tmp_path):
+    """A scheduler may warn twice; unlike a second Ctrl-C, that must not kill the ranks mid-save."""
+    proc = start(tmp_path)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for_step(proc, tmp_path, 20)
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while not any("forwarding SIGTERM" in line for line in list(lines)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGUSR1)
+        code = proc.wait(60)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert code == 75, out[-4000:]
+    assert "SIGUSR1 again: already stopping" in out
+    assert 20 <= saved_step(tmp_path) < 400
