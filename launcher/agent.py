@@ -196,7 +196,7 @@ class FaultTolerantAgent(LocalElasticAgent):
     def _on_second_signal(self, signum: int, frame: object) -> None:
         log.warning("%s again: killing the workers now", signal.Signals(signum).name)
         if isinstance(self._pcontext, WorkerGroupContext):
-            self._pcontext._signal_groups(signal.SIGKILL)
+            self._pcontext.signal_workers(signal.SIGKILL, whole_group=True)
 
     def _shutdown(self, death_sig: signal.Signals = signal.SIGTERM, timeout: int = 30) -> None:
         if not isinstance(self._pcontext, WorkerGroupContext):

@@ -2,9 +2,11 @@
 
 Both share one exit policy and one way to end the group. Exit 0 and exit 75 (stopped on request,
 checkpoint saved) both mean "done"; any other exit is a failure reported at once. Ending the group
-sends SIGTERM to every worker's process group (so data-loader children go too), waits a bounded
-grace, then sends the kill signal. Every worker runs in its own session with
-PR_SET_PDEATHSIG(SIGKILL), so a launcher killed outright leaves no worker behind.
+sends SIGTERM to each worker's pid only (as torchrun does: the worker decides how to stop its
+data-loader processes, which must outlive the signal long enough for a stop checkpoint), waits a
+bounded grace, then sends the kill signal to each worker's whole process group, grandchildren
+included. Every worker runs in its own session with PR_SET_PDEATHSIG(SIGKILL), so a launcher
+killed outright leaves no worker behind.
 """
 
 from __future__ import annotations
@@ -58,10 +60,22 @@ class WorkerGroupContext(PContext):
         codes = self.exit_codes()
         return {rank: pid for rank, pid in self.pids().items() if codes.get(rank) is None}
 
-    def _signal_groups(self, sig: signal.Signals) -> None:
-        for pid in self.running().values():
+    def signal_workers(self, sig: signal.Signals, whole_group: bool) -> None:
+        """Send ``sig`` to each worker (``whole_group``: to its process group) that is still ours.
+
+        A worker not yet reaped holds its pid, so the pid is ours. Once reaped, only its process
+        group may still hold helpers (the kernel reuses no pid that a live group is named by); a
+        pid that exists again then belongs to someone else and is left alone.
+        """
+        codes = self.exit_codes()
+        for rank, pid in self.pids().items():
+            if codes.get(rank) is not None and (not whole_group or os.path.exists(f"/proc/{pid}")):
+                continue
             try:
-                os.killpg(pid, sig)
+                if whole_group:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
             except ProcessLookupError:
                 pass
             except PermissionError as exc:
@@ -76,15 +90,15 @@ class WorkerGroupContext(PContext):
         return True
 
     def _end_running(self, death_sig: signal.Signals, timeout: float) -> None:
-        self._signal_groups(death_sig)
+        self.signal_workers(death_sig, whole_group=False)
         if self._wait(timeout):
             return
         still = sorted(self.running().values())
         log.warning("worker pid(s) %s still running %.1f s after %s; sending %s",
                     still, timeout, death_sig.name, self.kill_signal.name)
-        self._signal_groups(self.kill_signal)
+        self.signal_workers(self.kill_signal, whole_group=True)
         if self.kill_signal != signal.SIGKILL and not self._wait(timeout):
-            self._signal_groups(signal.SIGKILL)
+            self.signal_workers(signal.SIGKILL, whole_group=True)
         if not self._wait(10.0):
             log.error("worker pid(s) %s did not exit after SIGKILL (uninterruptible sleep?)",
                       sorted(self.running().values()))
@@ -93,11 +107,7 @@ class WorkerGroupContext(PContext):
         if self.running():
             self._end_running(death_sig, timeout)
         # Children of a worker (data loaders) may outlive it in its process group: end them too.
-        for pid in self.pids().values():
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        self.signal_workers(signal.SIGKILL, whole_group=True)
         self._release()
 
     def _release(self) -> None:

@@ -152,6 +152,7 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
                         "run dir to continue: hydra.run.dir=%s", step, run_dir)
                 return STOPPED_ON_REQUEST
     finally:
+        parts.train_batches.close()  # loader worker processes end with the loop, whatever ended it
         report.close()
         if metrics is not None:
             metrics.close()

@@ -114,8 +114,26 @@ def test_sigterm_on_one_rank_stops_all_then_relaunch_continues(reference, tmp_pa
     assert_same_weights(tmp_path, reference)
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
 def test_sigterm_to_the_launcher_mid_run_exits_75_and_relaunch_matches(reference, tmp_path):
-    proc = start(FT_LAUNCHER, tmp_path, *FAST_DETECTION)
+    """Ranks read through DataLoader worker processes: SIGTERM reaches the ranks, not their loaders."""
+    proc = start(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "data.num_workers=2")
     deadline = time.monotonic() + 60
     metrics_file = tmp_path / "metrics.jsonl"
     # Wait for evidence of training (a logged step >= 30), not for a fixed time.
@@ -123,13 +141,18 @@ def test_sigterm_to_the_launcher_mid_run_exits_75_and_relaunch_matches(reference
         if metrics_file.exists() and any(m.get("step", 0) >= 30 for m in metrics(tmp_path) if "loss" in m):
             break
         time.sleep(0.02)
+    below = descendants(proc.pid)
+    assert len(below) >= 1 + 2 + 2 * 2, f"fork server, 2 ranks, 2 loader workers each: {below}"
     proc.send_signal(signal.SIGTERM)
     code, out = finish(proc, 60)
     assert code == 75, f"exit code {code}:\n{out[-6000:]}"
+    assert "DataLoader worker" not in out, out[-6000:]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in below), "a loader worker outlived the job"
     stopped = final_checkpoint(tmp_path)["step"]
     assert 30 <= stopped < MAX_STEPS
-    code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION)
+    code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "data.num_workers=2")
     assert code == 0, out[-4000:]
+    assert f"resumed from step_{stopped:08d}" in out
     assert_same_weights(tmp_path, reference)
 
 

@@ -59,3 +59,48 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint():
     rng.restore(torch.load(buffer, weights_only=True)["rng"])
     assert (random.random(), np.random.rand()) == expected[:2]
     assert torch.equal(torch.rand(3), expected[2])
+
+
+def test_loader_worker_processes_give_the_same_batches_and_resume_exactly():
+    ds = dataset()
+    reference = take(ShardedBatches(ds, batch_size=16, seed=7, rank=1, world_size=2), 20)
+    first = ShardedBatches(ds, batch_size=16, seed=7, rank=1, world_size=2, num_workers=2)
+    try:
+        got = take(first, 11)  # the workers have fetched ahead of what was taken
+        state = first.state_dict()
+    finally:
+        first.close()
+    resumed = ShardedBatches(ds, batch_size=16, seed=7, rank=1, world_size=2, num_workers=2)
+    try:
+        resumed.load_state_dict(state)
+        got += take(resumed, 9)  # crosses the epoch boundary (8 batches per epoch per rank)
+    finally:
+        resumed.close()
+    assert all(torch.equal(x, y) for x, y in zip(got, reference, strict=True))
+
+
+class _NoisyDataset(torch.utils.data.Dataset):
+    """A random transform, as a user's augmentation would draw it."""
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.full((2,), float(index)) + torch.rand(2)
+
+
+def test_a_random_transform_draws_the_same_numbers_in_a_worker_and_after_a_resume():
+    torch.manual_seed(0)
+    inline = take(ShardedBatches(_NoisyDataset(), batch_size=4, seed=5), 6)
+    before = torch.rand(1)
+    torch.manual_seed(0)
+    take(ShardedBatches(_NoisyDataset(), batch_size=4, seed=5), 6)
+    assert torch.equal(torch.rand(1), before), "fetching leaves the training process's generator alone"
+    workers = ShardedBatches(_NoisyDataset(), batch_size=4, seed=5, num_workers=2)
+    try:
+        workers.load_state_dict({"epoch": 0, "batch_index": 2, "seed": 5})
+        torch.manual_seed(0)
+        assert all(torch.equal(x, y) for x, y in zip(take(workers, 4), inline[2:], strict=True))
+        assert torch.equal(torch.rand(1), before), "starting the loader draws nothing from it either"
+    finally:
+        workers.close()
