@@ -84,7 +84,8 @@ def _train(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSess
     step = 0
     if cfg.checkpoint.get("resume", True):
         session.heartbeat()
-        step, ft_state = training_state.resume(ctx, store, parts, fp)
+        step, ft_state = training_state.resume(ctx, store, parts, fp,
+                                               bool(cfg.checkpoint.get("allow_fresh_start", False)))
         session.load_state_dict(ft_state)
         session.heartbeat()
     return _loop(cfg, ctx, session, store, fault, parts, fp, step, run_dir, attempt)

@@ -209,6 +209,27 @@ def test_incompatible_checkpoint_stops_at_once_with_exit_2_and_keeps_every_check
     assert after == before
 
 
+def test_a_checkpoint_weights_only_refuses_is_not_renamed_and_stops_with_exit_2(reference, tmp_path):
+    """An intact file this torch will not load (a type it refuses) is no corruption: no fallback, no rename."""
+    import argparse
+    import hashlib
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    store = CheckpointStore(run_dir / "checkpoints", keep_last=10)
+    newest = store.checkpoints()[-1]
+    state = {k: v for k, v in torch.load(newest.path, weights_only=True).items() if k not in ("format_version", "step")}
+    newest.path.unlink()
+    store.save(newest.step, {**state, "extra": argparse.Namespace(note="not on the allowlist")})
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "checkpoints").iterdir()}
+    code, out = launch([*FT_LAUNCHER, "--max-restarts=2"], run_dir, *FAST_DETECTION)
+    assert code == 2, out[-4000:]
+    assert "refuses it" in out and "attempt 1 started" not in out and "is corrupt" not in out
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "checkpoints").iterdir()}
+    assert after == before
+
+
 def test_second_ctrl_c_kills_a_hung_job_at_once_and_keeps_its_checkpoints(tmp_path):
     """Ctrl-C asks the ranks to stop; a hung rank cannot. A second Ctrl-C must not wait out --term-timeout."""
     run_dir = tmp_path / "run"
