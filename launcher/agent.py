@@ -24,12 +24,13 @@ from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElas
 from ft import exit_codes
 from ft.config import FaultToleranceConfig
 from launcher.fork_server import ForkServer, ForkServerError
-from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
+from launcher.pcontext import ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
 from launcher.stacks import top_frames, waits_on_peers
 
 log = logging.getLogger("launcher")
 _FORWARDED = signal.SIGTERM  # SIGINT/SIGHUP/SIGQUIT to the launcher reach the workers as SIGTERM
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class FaultTolerantAgent(LocalElasticAgent):
         self.stopped_on_request = False
         self.usage_error = False  # a worker exited 2: bad input that a restart cannot fix
         self.final_codes: dict[int, int | None] = {}  # workers running at a stop request -> exit codes
+        self.killed_on_request: str | None = None  # the signal that asked to kill at once during a stop
 
     # ------------------------------------------------------------------ starting
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
@@ -100,14 +102,8 @@ class FaultTolerantAgent(LocalElasticAgent):
     def _monitor_workers(self, worker_group: WorkerGroup) -> RunResult:
         events = self._pending_events()
         if events:
-            # The likely culprit first: a rank not waiting on its peers, with the longest silence.
-            events.sort(key=lambda e: (waits_on_peers(e.stack_file), -e.gap))
-            first = events[0]
+            first = self._report(events)
             self._fail_attempt(f"{first.kind.replace('_', ' ')} on rank {first.rank}")
-            for event in events:  # ranks found in the same check: all of them, stacks included
-                log.error("%s", event.describe())
-                for line in top_frames(event.stack_file):
-                    log.error("    %s", line)
             return RunResult(state=WorkerState.UNHEALTHY)
         result = super()._monitor_workers(worker_group)
         if result.state == WorkerState.FAILED and result.failures:
@@ -127,6 +123,17 @@ class FaultTolerantAgent(LocalElasticAgent):
             self.stopped_on_request = any(code == exit_codes.STOPPED_ON_REQUEST for code in codes.values())
             self._end_attempt("stopped on request" if self.stopped_on_request else "finished", "ok")
         return result
+
+    @staticmethod
+    def _report(events: list) -> Any:
+        """Log every event found in one check, stacks included; returns the likely culprit."""
+        # The likely culprit first: a rank not waiting on its peers, with the longest silence.
+        events.sort(key=lambda e: (waits_on_peers(e.stack_file), -e.gap))
+        for event in events:
+            log.error("%s", event.describe())
+            for line in top_frames(event.stack_file):
+                log.error("    %s", line)
+        return events[0]
 
     def _first_failure(self, result: RunResult):
         by_local = {f.local_rank: (g, f) for g, f in result.failures.items()}
@@ -194,24 +201,43 @@ class FaultTolerantAgent(LocalElasticAgent):
                      self._launch.ft.rank_termination_grace)
 
     def _on_second_signal(self, signum: int, frame: object) -> None:
-        log.warning("%s again: killing the workers now", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self.killed_on_request is None:
+            log.warning("%s during the graceful stop: killing the workers now (the checkpoints already "
+                        "saved stand; relaunch to resume)", name)
+        self.killed_on_request = name
         if isinstance(self._pcontext, WorkerGroupContext):
             self._pcontext.signal_workers(signal.SIGKILL, whole_group=True)
+
+    def _hung_during_stop(self) -> list[int]:
+        """Local ranks the monitor found silent while the group stops: reported now, to be killed now."""
+        events = self._pending_events()
+        if not events:
+            return []
+        self._report(events)
+        log.error("a rank hung during the graceful stop cannot stop: killing it now; the others get %g s",
+                  self._launch.ft.rank_termination_grace)
+        rank_of = {pid: rank for rank, pid in self._pcontext.pids().items()}
+        return [rank_of[e.pid] for e in events if e.pid in rank_of]
 
     def _shutdown(self, death_sig: signal.Signals = signal.SIGTERM, timeout: int = 30) -> None:
         if not isinstance(self._pcontext, WorkerGroupContext):
             return super()._shutdown(death_sig, timeout)
-        # A second Ctrl-C (or SIGTERM) while waiting means "now": kill instead of waiting out the
+        # A second signal of any kind while waiting means "now": kill instead of waiting out the
         # grace. Installed before anything else, so even a quick double press is caught.
         previous = {}
         if threading.current_thread() is threading.main_thread():
-            previous = {sig: signal.signal(sig, self._on_second_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            previous = {sig: signal.signal(sig, self._on_second_signal) for sig in _STOP_SIGNALS}
         try:
             running = self._pcontext.running()
             if running:
                 log.warning("forwarding SIGTERM to %d worker(s); waiting up to %g s for them to stop "
                             "(press Ctrl-C again to kill them now)", len(running), self._term_timeout)
             self._pcontext.kill_signal = signal.SIGKILL
+            # The monitor keeps watching: a rank that hangs now (or already had) is found within its
+            # timeout and killed, instead of holding the stop for the whole --term-timeout.
+            self._pcontext.watch = self._hung_during_stop
+            self._pcontext.hang_grace = self._launch.ft.rank_termination_grace
             super()._shutdown(_FORWARDED, self._term_timeout)
         finally:
             for sig, handler in previous.items():
@@ -220,8 +246,3 @@ class FaultTolerantAgent(LocalElasticAgent):
         # attempt that had already failed (a signal between attempts) is not their doing.
         codes = self._pcontext.exit_codes()
         self.final_codes = {rank: codes[rank] for rank in running}
-
-
-def stopped_exit_codes_ok(codes: dict[int, int | None]) -> bool:
-    return all(code in DONE_CODES for code in codes.values())
-

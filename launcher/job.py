@@ -19,11 +19,12 @@ from torch.distributed.elastic.rendezvous import registry as rdzv_registry
 from torch.distributed.elastic.rendezvous.utils import _parse_rendezvous_config, parse_rendezvous_endpoint
 
 from ft import exit_codes
-from launcher.agent import FaultTolerantAgent, WorkerLaunch, stopped_exit_codes_ok
+from launcher.agent import FaultTolerantAgent, WorkerLaunch
 from launcher.args import LaunchArgs, parse_nnodes
 from launcher.fork_server import ForkServer
 from launcher.plan import JobPlan
 from launcher.report import JobRecord, settings_table
+from launcher.stop_outcome import stop_exit_code, stopped_exit_codes_ok
 
 log = logging.getLogger("launcher")
 HANDLED_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"
@@ -132,10 +133,15 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
     except SignalException as exc:
         shutdown_rdzv = False  # as torchrun: keep the rendezvous open for a relaunch
         codes = agent.final_codes if agent is not None else {}
-        clean = stopped_exit_codes_ok(codes)
-        record.exit_code = exit_codes.STOPPED_ON_REQUEST if clean else exit_codes.FAILED
-        log.warning("%s received: workers %s", exc.sigval.name,
-                    "stopped cleanly" if clean else f"did not all stop cleanly (exit codes {codes})")
+        record.exit_code = stop_exit_code(codes)
+        killed = agent.killed_on_request if agent is not None else None
+        if killed:
+            how = f"then {killed}: the workers were killed at once (exit codes {codes})"
+        elif stopped_exit_codes_ok(codes):
+            how = "workers stopped cleanly"
+        else:
+            how = f"not every worker stopped cleanly (exit codes {codes}); the checkpoints already saved stand"
+        log.warning("%s received: %s", exc.sigval.name, how)
         if record.current is not None and record.current.outcome == "running":
             record.current.cause, record.current.outcome = f"{exc.sigval.name} to the launcher", "stopped"
     except Exception as exc:  # rendezvous errors and the like: one line, the job failed
@@ -156,7 +162,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
 
 def _log_end(record: JobRecord) -> None:
     total = (record.ended or 0) - record.started
-    words = {0: "finished", 1: "failed", 2: "failed on bad configuration or input", 75: "stopped on request (checkpoint saved; relaunch to continue)"}
+    words = {0: "finished", 1: "failed", 2: "failed on bad configuration or input", 75: "stopped on request (relaunch with the same run directory to continue)"}
     log.info("%s %s after %.1f s, %d attempt(s), exit code %s", record.name,
              words.get(record.exit_code, "ended"), total, len(record.attempts), record.exit_code)
 

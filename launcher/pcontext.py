@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 from torch.distributed.elastic.multiprocessing.api import PContext, RunProcsResult
@@ -33,6 +34,10 @@ class WorkerGroupContext(PContext):
     """Shared exit policy and group termination; subclasses start workers and report exit codes."""
 
     kill_signal: signal.Signals = signal.SIGKILL
+    # During a graceful stop: returns the local ranks found hung (already reported). They are
+    # killed at once and the others get ``hang_grace`` more seconds, not the whole stop timeout.
+    watch: Callable[[], list[int]] | None = None
+    hang_grace: float = 1.0
 
     def exit_codes(self) -> dict[int, int | None]:
         """Exit code per local rank, None while running (negative: ended by that signal)."""
@@ -60,7 +65,7 @@ class WorkerGroupContext(PContext):
         codes = self.exit_codes()
         return {rank: pid for rank, pid in self.pids().items() if codes.get(rank) is None}
 
-    def signal_workers(self, sig: signal.Signals, whole_group: bool) -> None:
+    def signal_workers(self, sig: signal.Signals, whole_group: bool, ranks: list[int] | None = None) -> None:
         """Send ``sig`` to each worker (``whole_group``: to its process group) that is still ours.
 
         A worker not yet reaped holds its pid, so the pid is ours. Once reaped, only its process
@@ -69,6 +74,8 @@ class WorkerGroupContext(PContext):
         """
         codes = self.exit_codes()
         for rank, pid in self.pids().items():
+            if ranks is not None and rank not in ranks:
+                continue
             if codes.get(rank) is not None and (not whole_group or os.path.exists(f"/proc/{pid}")):
                 continue
             try:
@@ -81,17 +88,22 @@ class WorkerGroupContext(PContext):
             except PermissionError as exc:
                 log.warning("cannot signal worker pid %d: %s", pid, exc)
 
-    def _wait(self, timeout: float) -> bool:
+    def _wait(self, timeout: float, watch: Callable[[], list[int]] | None = None) -> bool:
         deadline = time.monotonic() + timeout
         while self.running():
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 return False
+            hung = watch() if watch is not None else []
+            if hung:  # a hung rank never stops on its own: no point waiting out the whole timeout
+                self.signal_workers(signal.SIGKILL, whole_group=True, ranks=hung)
+                deadline = min(deadline, now + self.hang_grace)
             time.sleep(0.005)
         return True
 
     def _end_running(self, death_sig: signal.Signals, timeout: float) -> None:
         self.signal_workers(death_sig, whole_group=False)
-        if self._wait(timeout):
+        if self._wait(timeout, self.watch):
             return
         still = sorted(self.running().values())
         log.warning("worker pid(s) %s still running %.1f s after %s; sending %s",
