@@ -23,6 +23,7 @@ from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElas
 
 from ft import exit_codes
 from ft.config import FaultToleranceConfig
+from launcher.attempt_id import ATTEMPT_ID_ENV, agree_attempt_id
 from launcher.fork_server import ForkServer, ForkServerError
 from launcher.pcontext import ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
@@ -57,6 +58,7 @@ class FaultTolerantAgent(LocalElasticAgent):
         self.usage_error = False  # a worker exited 2: bad input that a restart cannot fix
         self.final_codes: dict[int, int | None] = {}  # workers running at a stop request -> exit codes
         self.killed_on_request: str | None = None  # the signal that asked to kill at once during a stop
+        self._attempt_id = ""
 
     # ------------------------------------------------------------------ starting
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
@@ -64,6 +66,7 @@ class FaultTolerantAgent(LocalElasticAgent):
             self._launch.monitor.reset()  # between attempts only, so stack files count from attempt 0
         attempt = self._launch.record.begin(self._attempts, worker_group.workers[0].world_size)
         self._attempts += 1
+        self._attempt_id = agree_attempt_id(worker_group, worker_group.spec.max_restarts - self._remaining_restarts)
         # Elastic builds every worker's environment, then calls start_processes(); we keep the
         # first and replace the second, so the workers get our process contexts.
         original = elastic_local.start_processes
@@ -82,6 +85,7 @@ class FaultTolerantAgent(LocalElasticAgent):
                          **_ignored) -> WorkerGroupContext:
         for env in envs.values():
             env.update(self._launch.extra_env)
+            env[ATTEMPT_ID_ENV] = self._attempt_id
             if self._launch.monitor is not None:
                 env.update(self._launch.monitor.worker_env())
         common = dict(name=name, entrypoint=entrypoint, args=args, envs=envs, logs_specs=logs_specs,

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launcher_workers"))
-from harness import HYDRA, PLAIN, Launches, free_port, pid_alive, records, wait_for  # noqa: E402
+from harness import HYDRA, PLAIN, WORKERS, Launches, free_port, pid_alive, records, wait_for  # noqa: E402
+
+ATTEMPT_WORKER = str(WORKERS / "attempt_worker.py")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FAST = ["--ft-workload-check-interval=0.1"]
@@ -88,6 +90,27 @@ def test_hang_on_one_of_two_nodes_restarts_both(launches, tmp_path):
     found = records(out)
     assert found[(0, 1)]["finished"] and found[(1, 1)]["finished"], "both nodes ran a second attempt"
     assert found[(0, 1)]["world_size"] == 2
+
+
+def test_nodes_that_count_restarts_differently_still_join_one_attempt(launches, tmp_path):
+    """Node 1's rank hangs while node 0's rank is busy outside collectives: node 1 restarts (counted),
+    node 0 only follows the rendezvous (not counted), so their restart counts now differ. The new
+    attempt must still form one process group, not stall in init_process_group."""
+    out = tmp_path / "out"
+    port = free_port()
+    node = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+            "--rdzv-id=two-counts", "--max-restarts=1", *FAST]
+    worker = [ATTEMPT_WORKER, f"out={out}", "dist_timeout=20"]  # the rank on the 1.5 s node hangs
+    node0 = launches.start([*node, "--ft-rank-heartbeat-timeout=600", *worker], out)
+    node1 = launches.start([*node, "--ft-rank-heartbeat-timeout=1.5", *worker], out)
+    _, err1 = node1.communicate(timeout=90)
+    _, err0 = node0.communicate(timeout=90)
+    assert node0.returncode == 0 and node1.returncode == 0, err0 + err1
+    assert "sent no heartbeat" in err1 and "another node is waiting at the rendezvous" in err0
+    found = records(out)
+    # Node 0 restarted without counting it (attempt 0 again), node 1 counted it (attempt 1): one group.
+    assert sorted(attempt for _, attempt in found) == [0, 1], found
+    assert all(r["finished"] and r["world_size"] == 2 and r["sum"] == 2 ** 5 for r in found.values()), found
 
 
 def test_multirun_runs_every_point_and_reports_a_failure(launches, tmp_path):
