@@ -80,13 +80,27 @@ def _logs_specs(args: LaunchArgs, plan: JobPlan) -> DefaultLogsSpecs:
                             local_ranks_filter=ranks)
 
 
-def _stack_dir(args: LaunchArgs, plan: JobPlan) -> Path:
-    """Where hung ranks' stacks are kept after the job: the run directory, else --log-dir, else a temp dir."""
+def _stack_dir(args: LaunchArgs, plan: JobPlan) -> tuple[Path, bool]:
+    """Where hung ranks' stacks are kept after the job: the run directory, else --log-dir, else a
+    temp dir; and whether it is that temp dir (removed at the end unless a stack was written)."""
     if plan.run_dir is not None:
-        return plan.run_dir / "stacks"
+        return plan.run_dir / "stacks", False
     if args.log_dir:
-        return Path(args.log_dir) / "stacks"
-    return Path(tempfile.mkdtemp(prefix="ft_launcher_stacks_"))
+        return Path(args.log_dir) / "stacks", False
+    return Path(tempfile.mkdtemp(prefix="ft_launcher_stacks_")), True
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """Remove the temp stacks directory unless a rank's stacks were written into it."""
+    for path in directory.glob("stacks-rank*-attempt*.txt"):
+        if path.stat().st_size == 0:  # every rank's file exists from its start; only a dump fills it
+            path.unlink()
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:  # not empty: hung ranks' stacks, named in the log; the user's to read
+        log.info("stacks of hung ranks kept in %s", directory)
 
 
 def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer | None) -> JobRecord:
@@ -104,12 +118,14 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
     agent = None
     shutdown_rdzv = True
     rdzv_handler = None
+    temp_stacks = None
     try:
         rdzv_handler, master_addr, master_port = _rendezvous(args, nproc)
         if settings.config.enabled:
             from ft.monitor import RankMonitor
 
-            stack_dir = _stack_dir(args, plan)
+            stack_dir, temporary = _stack_dir(args, plan)
+            temp_stacks = stack_dir if temporary else None
             monitor = RankMonitor(settings.config, stack_dir=stack_dir, sources=settings.sources)
             monitor.start()
         entrypoint, worker_args = _command(args, plan)
@@ -155,6 +171,8 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
             rdzv_handler.shutdown()
         if monitor is not None:
             monitor.stop()
+        if temp_stacks is not None:
+            _remove_if_empty(temp_stacks)
     record.ended = time.monotonic()
     _log_end(record)
     return record

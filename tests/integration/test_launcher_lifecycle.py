@@ -58,6 +58,15 @@ def test_sigkill_to_the_launcher_leaves_no_worker(launches, tmp_path):
     wait_for(lambda: not any(pid_alive(pid) for pid in pids), 10, f"workers {pids} to vanish")
 
 
+def test_a_job_without_run_or_log_dir_leaves_no_stack_temp_dir(launches, tmp_path):
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    code, err = launches.run(["--standalone", "--nproc-per-node=2", *FAST, PLAIN, f"out={out}", "steps=2"], out,
+                             env={"TMPDIR": str(tmp)})
+    assert code == 0, err
+    assert not list(tmp.glob("ft_launcher_stacks_*")), "the empty stacks directory is removed at the end"
+
+
 def test_two_launches_on_one_machine_do_not_interfere(launches, tmp_path):
     hung, healthy = tmp_path / "hung", tmp_path / "healthy"
     common = ["--standalone", "--nproc-per-node=2", "--max-restarts=1", *FAST, "--ft-rank-heartbeat-timeout=1.5"]
