@@ -7,12 +7,32 @@ holds two integers and resuming is exact.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 _SPLIT_OFFSETS = {"train": 0, "val": 1_000_003}
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_the_rank(rank_pid: int, _worker_id: int) -> None:
+    """In a loader worker: be killed the moment the rank that started it dies (Linux).
+
+    torch's own watchdog notices a dead parent only after seconds; a rank SIGKILLed by the launcher
+    (or killed with it) must leave no loader process behind.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    except (OSError, AttributeError):  # not Linux: the watchdog remains
+        return
+    if os.getppid() != rank_pid:  # the rank died before prctl took effect
+        os._exit(1)
 
 
 class SyntheticClassification(torch.utils.data.Dataset):
@@ -119,7 +139,8 @@ class ShardedBatches:
             # would shift the training process's random numbers (dropout) after a resume.
             self._loader = torch.utils.data.DataLoader(
                 self._fetch, batch_size=None, sampler=_EpochKeys(self), num_workers=num_workers,
-                persistent_workers=persistent_workers, generator=torch.Generator().manual_seed(seed + rank))
+                persistent_workers=persistent_workers, generator=torch.Generator().manual_seed(seed + rank),
+                worker_init_fn=functools.partial(_end_with_the_rank, os.getpid()))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self

@@ -18,7 +18,9 @@ from ft_helpers.train_jobs import (  # noqa: E402
     FT_LAUNCHER,
     MAX_STEPS,
     Output,
+    alive,
     assert_same_weights,
+    descendants,
     launch,
     start,
     wait_until,
@@ -90,3 +92,26 @@ def test_a_second_signal_during_the_stop_kills_at_once_and_still_ends_resumable(
     code, text = launch(FT_LAUNCHER, run_dir, "trainer.max_steps=80")
     assert code == 0, text[-4000:]
     assert "resumed from step_00000050" in text and checkpoint_steps(run_dir)[-1] == 80
+
+
+def test_sigkill_to_the_launcher_leaves_no_rank_and_no_loader_worker(tmp_path):
+    """Without the fork server (which kills its workers' groups when the launcher goes), each rank
+    dies by its own parent-death signal, and each loader worker by the one the loop gives it."""
+    run_dir = tmp_path / "run"
+    proc = start([*FT_LAUNCHER, "--no-fork-server"], run_dir, *FAST_DETECTION, "data.num_workers=2")
+    out = Output(proc)
+    try:
+        out.wait_for("attempt 0 started", 60)
+        wait_until(lambda: checkpoint_steps(run_dir), 60, "the first checkpoint")
+        everything = descendants(proc.pid)
+        assert len(everything) >= 2 + 2 * 2, f"2 ranks, 2 loader workers each: {everything}"
+        proc.kill()
+        out.finish(30)
+        # Parent-death signals end each generation the moment its parent dies: well within 3 s,
+        # where torch's own loader watchdog would take up to 5 s more.
+        wait_until(lambda: not any(alive(pid) for pid in everything), 3,
+                   f"every process of the job ({sorted(everything)}) to vanish")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

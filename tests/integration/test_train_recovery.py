@@ -19,6 +19,7 @@ from ft_helpers.train_jobs import (  # noqa: E402
     FT_LAUNCHER,
     MAX_STEPS,
     TORCHRUN,
+    alive,
     assert_same_weights,
     descendants,
     final_checkpoint,
@@ -82,7 +83,7 @@ def test_sigterm_to_the_launcher_mid_run_exits_75_and_relaunch_matches(reference
     code, out = finish(proc, 60)
     assert code == 75, f"exit code {code}:\n{out[-6000:]}"
     assert "DataLoader worker" not in out, out[-6000:]
-    assert not any(Path(f"/proc/{pid}").exists() for pid in below), "a loader worker outlived the job"
+    assert not any(alive(pid) for pid in below), "a loader worker outlived the job"
     stopped = final_checkpoint(tmp_path)["step"]
     assert 30 <= stopped < MAX_STEPS
     code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "data.num_workers=2")
