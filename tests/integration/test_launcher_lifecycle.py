@@ -58,6 +58,29 @@ def test_sigkill_to_the_launcher_leaves_no_worker(launches, tmp_path):
     wait_for(lambda: not any(pid_alive(pid) for pid in pids), 10, f"workers {pids} to vanish")
 
 
+def test_sigkill_to_the_launcher_while_its_fork_server_imports_leaves_nothing(launches, tmp_path):
+    """The fork server spends seconds importing torch before it reads its pipe: its parent-death
+    signal, not the pipe closing, must end it when the launcher is killed that early."""
+    out = tmp_path / "out"
+    proc = launches.start(["--standalone", "--nproc-per-node=2", PLAIN, f"out={out}", "steps=2"], out)
+    children = wait_for(lambda: [p for p in _children(proc.pid) if pid_alive(p)], 30, "the fork server to start")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    # At once: the default action of its parent-death signal, while it has no workers yet.
+    wait_for(lambda: not any(pid_alive(p) for p in children), 1.5, f"the fork server {children} to vanish")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_a_job_without_run_or_log_dir_leaves_no_stack_temp_dir(launches, tmp_path):
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     tmp.mkdir()
