@@ -134,6 +134,12 @@ def main() -> int:
             left = [p for p in everything if alive(p)]
             orphans += len(left)
             for pid in left:
+                try:
+                    what = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120].decode()
+                except OSError:
+                    what = "?"
+                print(f"left behind by a SIGKILLed launcher: pid {pid}: {what}")
+            for pid in left:
                 os.kill(pid, signal.SIGKILL)
             exits.append(proc.returncode)
             proc = start(run_dir, opts.max_steps, log)  # the node came back: relaunch
