@@ -19,6 +19,9 @@ def main(cfg: DictConfig) -> None:
         level = logging.ERROR if os.environ.get("RANK", "0") == "0" else logging.INFO
         logging.getLogger("train").log(level, "%s", exc)
         sys.exit(2)
+    except train.RETRYABLE_ERRORS as exc:  # e.g. an I/O error reading a checkpoint: a restart may cure it
+        logging.getLogger("train").error("%s", exc)
+        sys.exit(1)
     if code:  # 75: stopped on request with a checkpoint saved; relaunch with the same run dir
         sys.exit(code)
 

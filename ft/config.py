@@ -221,10 +221,19 @@ def _normalise(key: str, value: Any) -> Any:
 def load_yaml_section(path: str | Path) -> dict[str, Any]:
     """Read the ``fault_tolerance:`` section of a YAML file (top level or nested anywhere)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FaultToleranceConfigError(f"--ft-cfg-path: file not found: {path}")
+    if not path.is_file():
+        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not a regular file; give a YAML file")
     try:
-        document = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise FaultToleranceConfigError(f"--ft-cfg-path: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                                        f"at offset {exc.start}); save it as UTF-8") from None
+    try:
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not valid YAML: {exc}") from None
     section = _find_section(document)

@@ -23,6 +23,8 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from ft.errors import RankMonitorError
+
 SLOT_BYTES = 256
 SLOT_CAPACITY = 4096
 _WORDS_PER_SLOT = SLOT_BYTES // 8
@@ -52,8 +54,14 @@ class HeartbeatFile:
         self.capacity = capacity
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, capacity * SLOT_BYTES)
+            # Reserve the pages now: a sparse file on a full tmpfs turns the first store into SIGBUS.
+            os.posix_fallocate(fd, 0, capacity * SLOT_BYTES)
             self._map = mmap.mmap(fd, capacity * SLOT_BYTES)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise RankMonitorError(
+                f"cannot reserve {capacity * SLOT_BYTES} bytes for heartbeats in {path.parent}: "
+                f"{exc.strerror or exc}; free space there (df -h {path.parent}) or set TMPDIR") from None
         finally:
             os.close(fd)
         self._words = memoryview(self._map).cast("Q")

@@ -23,18 +23,19 @@ from ft import exit_codes
 from ft.config import FaultToleranceConfig
 from ft.rank_watch import ExpectedWorker
 from ft.wire import STACK_FILE_ENV
+from launcher.attempt_id import ATTEMPT_ID_ENV, agree_attempt_id
 from launcher.compat import CompatibleAgent
 from launcher.exit_watch import ExitWatch
 from launcher.fork_server import ForkServer, ForkServerError
-from launcher.pcontext import DONE_CODES, ForkedContext, ProcessContext, WorkerGroupContext
+from launcher.pcontext import ForkedContext, ProcessContext, WorkerGroupContext
 from launcher.report import JobRecord
 from launcher.stacks import top_frames, waits_on_peers
 from launcher.stop_signals import handled as handled_stop_signals
 
 log = logging.getLogger("launcher")
-# A second Ctrl-C or SIGTERM while the workers stop means "now"; a repeated scheduler warning
-# (SIGUSR1, ...) does not.
-_KILL_NOW = (signal.SIGINT, signal.SIGTERM)
+# A second SIGINT, SIGTERM, SIGHUP or SIGQUIT while the workers stop means "now"; a repeated
+# scheduler warning (an extra --stop-signal such as SIGUSR1, sent to every process of a job) does not.
+_KILL_NOW = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _FORWARDED = signal.SIGTERM  # every stop signal to the launcher (launcher/stop_signals.py) reaches the workers as SIGTERM
 NO_EARLY_STACKS = ("started as a new process (--no-fork-server or --no-python), it has no SIGUSR2 stack dump "
                    "until init_workload_monitoring(), and SIGUSR2 would kill it")
@@ -65,6 +66,8 @@ class FaultTolerantAgent(CompatibleAgent):
         self.stopped_on_request = False
         self.usage_error = False  # a worker exited 2: bad input that a restart cannot fix
         self.final_codes: dict[int, int | None] = {}  # workers running at a stop request -> exit codes
+        self.killed_on_request: str | None = None  # the signal that asked to kill at once during a stop
+        self._attempt_id = ""
 
     # ------------------------------------------------------------------ starting
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
@@ -73,6 +76,7 @@ class FaultTolerantAgent(CompatibleAgent):
         self._exit_watch.reset()
         attempt = self._launch.record.begin(self._attempts, worker_group.workers[0].world_size)
         self._attempts += 1
+        self._attempt_id = agree_attempt_id(worker_group, worker_group.spec.max_restarts - self.restarts_left)
         # Elastic builds every worker's environment, then calls start_processes(); we keep the
         # first and replace the second, so the workers get our process contexts.
         with self.processes_started_by(self._start_processes):
@@ -102,6 +106,7 @@ class FaultTolerantAgent(CompatibleAgent):
                          **_ignored) -> WorkerGroupContext:
         for env in envs.values():
             env.update(self._launch.extra_env)
+            env[ATTEMPT_ID_ENV] = self._attempt_id
             if self._launch.monitor is not None:
                 env.update(self._launch.monitor.worker_env())
                 env[STACK_FILE_ENV] = str(self._launch.monitor.stack_file(int(env["RANK"])))
@@ -125,14 +130,8 @@ class FaultTolerantAgent(CompatibleAgent):
             self._launch.monitor.check_alive()  # raises: job.py ends the job (exit 1) with its message
         events = self._pending_events() + self._exit_timeouts()
         if events:
-            # The likely culprit first: a rank not waiting on its peers, with the longest silence.
-            events.sort(key=lambda e: (waits_on_peers(e.stack_file), -e.gap))
-            first = events[0]
+            first = self._report(events)
             self._fail_attempt(f"{first.kind.replace('_', ' ')} on rank {first.rank}")
-            for event in events:  # ranks found in the same check: all of them, stacks included
-                log.error("%s", event.describe())
-                for line in top_frames(event.stack_file):
-                    log.error("    %s", line)
             return RunResult(state=WorkerState.UNHEALTHY)
         result = super()._monitor_workers(worker_group)
         if result.state == WorkerState.FAILED and result.failures:
@@ -152,6 +151,17 @@ class FaultTolerantAgent(CompatibleAgent):
             self.stopped_on_request = any(code == exit_codes.STOPPED_ON_REQUEST for code in codes.values())
             self._end_attempt("stopped on request" if self.stopped_on_request else "finished", "ok")
         return result
+
+    @staticmethod
+    def _report(events: list) -> Any:
+        """Log every event found in one check, stacks included; returns the likely culprit."""
+        # The likely culprit first: a rank not waiting on its peers, with the longest silence.
+        events.sort(key=lambda e: (waits_on_peers(e.stack_file), -e.gap))
+        for event in events:
+            log.error("%s", event.describe())
+            for line in top_frames(event.stack_file):
+                log.error("    %s", line)
+        return events[0]
 
     def _first_failure(self, result: RunResult):
         by_local = {f.local_rank: (g, f) for g, f in result.failures.items()}
@@ -228,29 +238,48 @@ class FaultTolerantAgent(CompatibleAgent):
                      self._launch.ft.rank_termination_grace)
 
     def _on_second_signal(self, signum: int, frame: object) -> None:
-        log.warning("%s again: killing the workers now", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self.killed_on_request is None:
+            log.warning("%s during the graceful stop: killing the workers now (the checkpoints already "
+                        "saved stand; relaunch to resume)", name)
+        self.killed_on_request = name
         if isinstance(self.worker_context, WorkerGroupContext):
-            self.worker_context._signal_groups(signal.SIGKILL)
+            self.worker_context.signal_workers(signal.SIGKILL, whole_group=True)
 
     def _on_repeat(self, signum: int, frame: object) -> None:
         log.warning("%s again: already stopping", signal.Signals(signum).name)
+
+    def _hung_during_stop(self) -> list[int]:
+        """Local ranks the monitor found silent while the group stops: reported now, to be killed now."""
+        events = self._pending_events()
+        if not events:
+            return []
+        self._report(events)
+        log.error("a rank hung during the graceful stop cannot stop: killing it now; the others get %g s",
+                  self._launch.ft.rank_termination_grace)
+        rank_of = {pid: rank for rank, pid in self.worker_context.pids().items()}
+        return [rank_of[e.pid] for e in events if e.pid in rank_of]
 
     def shutdown_workers(self, death_sig: signal.Signals, timeout: float | None) -> None:
         context = self.worker_context
         if not isinstance(context, WorkerGroupContext):
             return self.elastic_shutdown(death_sig, timeout)
-        # A second Ctrl-C (or SIGTERM) while waiting means "now": kill instead of waiting out the
-        # grace. Installed before anything else, so even a quick double press is caught.
+        # A second stop signal while waiting means "now": kill instead of waiting out the grace.
+        # Installed before anything else, so even a quick double press is caught.
         previous = {}
         if threading.current_thread() is threading.main_thread():
             previous = {sig: signal.signal(sig, self._on_second_signal if sig in _KILL_NOW else self._on_repeat)
-                        for sig in {signal.SIGINT, signal.SIGTERM, *handled_stop_signals()}}
+                        for sig in {*_KILL_NOW, *handled_stop_signals()}}
         try:
             running = context.running()
             if running:
                 log.warning("forwarding SIGTERM to %d worker(s); waiting up to %g s for them to stop "
                             "(press Ctrl-C again to kill them now)", len(running), self._term_timeout)
             context.kill_signal = signal.SIGKILL
+            # The monitor keeps watching: a rank that hangs now (or already had) is found within its
+            # timeout and killed, instead of holding the stop for the whole --term-timeout.
+            context.watch = self._hung_during_stop
+            context.hang_grace = self._launch.ft.rank_termination_grace
             context.close(_FORWARDED, self._term_timeout)  # our grace, whatever elastic's default
         finally:
             for sig, handler in previous.items():
@@ -260,8 +289,3 @@ class FaultTolerantAgent(CompatibleAgent):
         # attempt that had already failed (a signal between attempts) is not their doing.
         codes = context.exit_codes()
         self.final_codes = {rank: codes[rank] for rank in running}
-
-
-def stopped_exit_codes_ok(codes: dict[int, int | None]) -> bool:
-    return all(code in DONE_CODES for code in codes.values())
-

@@ -11,8 +11,12 @@ import signal
 import sys
 
 
-class _StoppedEarly(Exception):
-    """A stop signal arrived before any worker was started."""
+class _StoppedEarly(BaseException):
+    """A stop signal arrived before any worker was started.
+
+    A BaseException, so that no ``except Exception`` on the way (Hydra's composition, our own
+    config errors) turns a stop request into "bad input".
+    """
 
 
 def _stop_early(signum, _frame):
@@ -59,12 +63,14 @@ def _run(argv: list[str], server) -> int:
     setup_logging()
     try:
         args = parse(argv)
-        from launcher.plan import check_devices, check_inputs, plan_jobs, settle_run_id
+        from launcher.devices import check_devices
+        from launcher.inputs import check_inputs
+        from launcher.plan import plan_jobs, settle_run_id
 
         nproc = check_inputs(args)
         settle_run_id(args)
         plans = plan_jobs(args)
-        check_devices(plans, nproc)
+        check_devices([plan.device for plan in plans], nproc)
     except UsageError as exc:
         sys.stderr.write(f"ft_launcher: error: {exc}\n")
         return exit_codes.USAGE_ERROR

@@ -33,3 +33,11 @@ def check_device_fit(requested: str | None, nproc: int, gpus: int) -> None:
     if nproc > gpus:
         raise UsageError(f"--nproc-per-node={nproc} puts {nproc} ranks on CUDA but {gpus} GPU(s) are visible{where}; "
                          f"use --nproc-per-node={gpus} (or gpu), or train on CPU with {DEVICE_KEY}=cpu")
+
+
+def check_devices(devices: list[str | None], nproc: int) -> None:
+    """Every job's ranks fit this node's GPUs (asks CUDA only when some job wants it)."""
+    wanted = set(devices) - {None, "cpu"}
+    gpus = visible_gpus() if wanted else 0
+    for device in sorted(wanted):
+        check_device_fit(device, nproc, gpus)

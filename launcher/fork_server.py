@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 
-from launcher.zygote import set_parent_death_signal
+from launcher.zygote import LAUNCHER_GONE, set_parent_death_signal
 
 __all__ = ["ForkServer", "ForkServerError", "set_parent_death_signal"]
 
@@ -32,9 +32,11 @@ class ForkServer:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         req_r, self._req_w = os.pipe()
         self._rep_r, rep_w = os.pipe()
+        # A parent-death signal from before exec: a launcher killed while the zygote still imports
+        # torch (seconds) must not leave it behind. Started first thing, before the launcher has threads.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "launcher.zygote", str(req_r), str(rep_w)],
-            pass_fds=(req_r, rep_w), env=env,
+            pass_fds=(req_r, rep_w), env=env, preexec_fn=lambda: set_parent_death_signal(LAUNCHER_GONE),
         )
         os.close(req_r)
         os.close(rep_w)

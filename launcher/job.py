@@ -19,12 +19,13 @@ from torch.distributed.elastic.rendezvous import registry as rdzv_registry
 from torch.distributed.elastic.rendezvous.utils import parse_rendezvous_endpoint
 
 from ft import exit_codes
-from launcher.agent import FaultTolerantAgent, WorkerLaunch, stopped_exit_codes_ok
+from launcher.agent import FaultTolerantAgent, WorkerLaunch
 from launcher.args import LaunchArgs, parse_nnodes
 from launcher.compat import parse_rendezvous_config, terminate_process_handler, untested_torch
 from launcher.fork_server import ForkServer
 from launcher.plan import JobPlan
 from launcher.report import JobRecord, settings_table
+from launcher.stop_outcome import stop_exit_code, stopped_exit_codes_ok
 from launcher.stop_signals import export as export_stop_signals
 from launcher.stop_signals import ignore_repeats as ignore_stop_signals
 
@@ -86,13 +87,27 @@ def _logs_specs(args: LaunchArgs, plan: JobPlan) -> DefaultLogsSpecs:
                             local_ranks_filter=ranks)
 
 
-def _stack_dir(args: LaunchArgs, plan: JobPlan) -> Path:
-    """Where hung ranks' stacks are kept after the job: the run directory, else --log-dir, else a temp dir."""
+def _stack_dir(args: LaunchArgs, plan: JobPlan) -> tuple[Path, bool]:
+    """Where hung ranks' stacks are kept after the job: the run directory, else --log-dir, else a
+    temp dir; and whether it is that temp dir (removed at the end unless a stack was written)."""
     if plan.run_dir is not None:
-        return plan.run_dir / "stacks"
+        return plan.run_dir / "stacks", False
     if args.log_dir:
-        return Path(args.log_dir) / "stacks"
-    return Path(tempfile.mkdtemp(prefix="ft_launcher_stacks_"))
+        return Path(args.log_dir) / "stacks", False
+    return Path(tempfile.mkdtemp(prefix="ft_launcher_stacks_")), True
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """Remove the temp stacks directory unless a rank's stacks were written into it."""
+    for path in directory.glob("stacks-rank*-attempt*.txt"):
+        if path.stat().st_size == 0:  # every rank's file exists from its start; only a dump fills it
+            path.unlink()
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:  # not empty: hung ranks' stacks, named in the log; the user's to read
+        log.info("stacks of hung ranks kept in %s", directory)
 
 
 def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer | None) -> JobRecord:
@@ -110,12 +125,14 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
     agent = None
     shutdown_rdzv = True
     rdzv_handler = None
+    temp_stacks = None
     try:
         rdzv_handler, master_addr, master_port = _rendezvous(args, nproc)
         if settings.config.enabled:
             from ft.monitor import RankMonitor
 
-            stack_dir = _stack_dir(args, plan)
+            stack_dir, temporary = _stack_dir(args, plan)
+            temp_stacks = stack_dir if temporary else None
             monitor = RankMonitor(settings.config, stack_dir=stack_dir, sources=settings.sources)
             monitor.start()
         entrypoint, worker_args = _command(args, plan)
@@ -140,10 +157,15 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         ignore_stop_signals()  # the workers are stopped: a late repeat has nothing left to stop
         shutdown_rdzv = False  # as torchrun: keep the rendezvous open for a relaunch
         codes = agent.final_codes if agent is not None else {}
-        clean = stopped_exit_codes_ok(codes)
-        record.exit_code = exit_codes.STOPPED_ON_REQUEST if clean else exit_codes.FAILED
-        log.warning("%s received: workers %s", exc.sigval.name,
-                    "stopped cleanly" if clean else f"did not all stop cleanly (exit codes {codes})")
+        record.exit_code = stop_exit_code(codes)
+        killed = agent.killed_on_request if agent is not None else None
+        if killed:
+            how = f"then {killed}: the workers were killed at once (exit codes {codes})"
+        elif stopped_exit_codes_ok(codes):
+            how = "workers stopped cleanly"
+        else:
+            how = f"not every worker stopped cleanly (exit codes {codes}); the checkpoints already saved stand"
+        log.warning("%s received: %s", exc.sigval.name, how)
         if record.current is not None and record.current.outcome == "running":
             record.current.cause, record.current.outcome = f"{exc.sigval.name} to the launcher", "stopped"
     except Exception as exc:  # rendezvous errors and the like: one line, the job failed
@@ -157,6 +179,8 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
             rdzv_handler.shutdown()
         if monitor is not None:
             monitor.stop()
+        if temp_stacks is not None:
+            _remove_if_empty(temp_stacks)
     record.ended = time.monotonic()
     _log_end(record)
     return record
@@ -164,7 +188,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
 
 def _log_end(record: JobRecord) -> None:
     total = (record.ended or 0) - record.started
-    words = {0: "finished", 1: "failed", 2: "failed on bad configuration or input", 75: "stopped on request (checkpoint saved; relaunch to continue)"}
+    words = {0: "finished", 1: "failed", 2: "failed on bad configuration or input", 75: "stopped on request (relaunch with the same run directory to continue)"}
     log.info("%s %s after %.1f s, %d attempt(s), exit code %s", record.name,
              words.get(record.exit_code, "ended"), total, len(record.attempts), record.exit_code)
 

@@ -2,9 +2,11 @@
 
 Both share one exit policy and one way to end the group. Exit 0 and exit 75 (stopped on request,
 checkpoint saved) both mean "done"; any other exit is a failure reported at once. Ending the group
-sends SIGTERM to every worker's process group (so data-loader children go too), waits a bounded
-grace, then sends the kill signal. Every worker runs in its own session with
-PR_SET_PDEATHSIG(SIGKILL), so a launcher killed outright leaves no worker behind.
+sends SIGTERM to each worker's pid only (as torchrun does: the worker decides how to stop its
+data-loader processes, which must outlive the signal long enough for a stop checkpoint), waits a
+bounded grace, then sends the kill signal to each worker's whole process group, grandchildren
+included. Every worker runs in its own session with PR_SET_PDEATHSIG(SIGKILL), so a launcher
+killed outright leaves no worker behind.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from torch.distributed.elastic.multiprocessing.api import PContext, RunProcsResult
@@ -30,6 +33,10 @@ class WorkerGroupContext(PContext):
     """Shared exit policy and group termination; subclasses start workers and report exit codes."""
 
     kill_signal: signal.Signals = signal.SIGKILL
+    # During a graceful stop: returns the local ranks found hung (already reported). They are
+    # killed at once and the others get ``hang_grace`` more seconds, not the whole stop timeout.
+    watch: Callable[[], list[int]] | None = None
+    hang_grace: float = 1.0
     _closed = False
 
     def close(self, death_sig: signal.Signals | None = None, timeout: float = 30) -> None:
@@ -64,33 +71,52 @@ class WorkerGroupContext(PContext):
         codes = self.exit_codes()
         return {rank: pid for rank, pid in self.pids().items() if codes.get(rank) is None}
 
-    def _signal_groups(self, sig: signal.Signals) -> None:
-        for pid in self.running().values():
+    def signal_workers(self, sig: signal.Signals, whole_group: bool, ranks: list[int] | None = None) -> None:
+        """Send ``sig`` to each worker (``whole_group``: to its process group) that is still ours.
+
+        A worker not yet reaped holds its pid, so the pid is ours. Once reaped, only its process
+        group may still hold helpers (the kernel reuses no pid that a live group is named by); a
+        pid that exists again then belongs to someone else and is left alone.
+        """
+        codes = self.exit_codes()
+        for rank, pid in self.pids().items():
+            if ranks is not None and rank not in ranks:
+                continue
+            if codes.get(rank) is not None and (not whole_group or os.path.exists(f"/proc/{pid}")):
+                continue
             try:
-                os.killpg(pid, sig)
+                if whole_group:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
             except ProcessLookupError:
                 pass
             except PermissionError as exc:
                 log.warning("cannot signal worker pid %d: %s", pid, exc)
 
-    def _wait(self, timeout: float) -> bool:
+    def _wait(self, timeout: float, watch: Callable[[], list[int]] | None = None) -> bool:
         deadline = time.monotonic() + timeout
         while self.running():
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 return False
+            hung = watch() if watch is not None else []
+            if hung:  # a hung rank never stops on its own: no point waiting out the whole timeout
+                self.signal_workers(signal.SIGKILL, whole_group=True, ranks=hung)
+                deadline = min(deadline, now + self.hang_grace)
             time.sleep(0.005)
         return True
 
     def _end_running(self, death_sig: signal.Signals, timeout: float) -> None:
-        self._signal_groups(death_sig)
-        if self._wait(timeout):
+        self.signal_workers(death_sig, whole_group=False)
+        if self._wait(timeout, self.watch):
             return
         still = sorted(self.running().values())
         log.warning("worker pid(s) %s still running %.1f s after %s; sending %s",
                     still, timeout, death_sig.name, self.kill_signal.name)
-        self._signal_groups(self.kill_signal)
+        self.signal_workers(self.kill_signal, whole_group=True)
         if self.kill_signal != signal.SIGKILL and not self._wait(timeout):
-            self._signal_groups(signal.SIGKILL)
+            self.signal_workers(signal.SIGKILL, whole_group=True)
         if not self._wait(10.0):
             log.error("worker pid(s) %s did not exit after SIGKILL (uninterruptible sleep?)",
                       sorted(self.running().values()))
@@ -99,11 +125,7 @@ class WorkerGroupContext(PContext):
         if self.running():
             self._end_running(death_sig, timeout)
         # Children of a worker (data loaders) may outlive it in its process group: end them too.
-        for pid in self.pids().values():
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        self.signal_workers(signal.SIGKILL, whole_group=True)
         self._release()
 
     def _release(self) -> None:

@@ -5,18 +5,15 @@ Everything here runs before any worker starts, and every mistake becomes a Usage
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher import hydra_config, multirun
-from launcher.args import LaunchArgs, UsageError, parse_nnodes
+from launcher.args import LaunchArgs
 from launcher.devices import DEVICE_KEY
 from launcher.ft_settings import FtSettings, resolve
 
@@ -42,43 +39,6 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def check_inputs(args: LaunchArgs) -> int:
-    """Validate what torchrun would only find out later; returns the local world size."""
-    script = args.training_script
-    if args.module:
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())  # as ``python -m`` does for the workers
-        try:
-            found = importlib.util.find_spec(script) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise UsageError(f"module not found: {script}")
-    elif args.no_python:
-        if not (shutil.which(script) or os.path.isfile(script)):
-            raise UsageError(f"program not found: {script}")
-    elif not os.path.isfile(script):
-        raise UsageError(f"script not found: {script}")
-    parse_nnodes(args.nnodes)
-    if args.max_restarts < 0:
-        raise UsageError(f"--max-restarts must be >= 0, got {args.max_restarts}")
-    if args.monitor_interval <= 0:
-        raise UsageError(f"--monitor-interval must be > 0, got {args.monitor_interval}")
-    if args.term_timeout < 0:
-        raise UsageError(f"--term-timeout must be >= 0, got {args.term_timeout}")
-    return local_world_size(args.nproc_per_node)
-
-
-def check_devices(plans: list[JobPlan], nproc: int) -> None:
-    """Every job's ranks fit this node's GPUs (asks CUDA only when some job wants it)."""
-    from launcher.devices import check_device_fit, visible_gpus
-
-    wanted = {plan.device for plan in plans} - {None, "cpu"}
-    gpus = visible_gpus() if wanted else 0
-    for device in sorted(wanted):
-        check_device_fit(device, nproc, gpus)
-
-
 def settle_run_id(args: LaunchArgs) -> None:
     """Fix the rendezvous id before the config is composed, so a run dir built from it agrees on every node.
 
@@ -89,22 +49,6 @@ def settle_run_id(args: LaunchArgs) -> None:
         args.ns.rdzv_id = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{uuid.uuid4().hex[:6]}"
     if args.rdzv_id != "none":
         os.environ.setdefault("TORCHELASTIC_RUN_ID", args.rdzv_id)
-
-
-def local_world_size(text: str) -> int:
-    if str(text).isdigit():
-        if int(text) < 1:
-            raise UsageError(f"--nproc-per-node must be at least 1, got {text}")
-        return int(text)
-    if text in ("auto", "cpu"):
-        return os.cpu_count() or 1
-    if text == "gpu":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--nproc-per-node=gpu: CUDA is not available")
-        return torch.cuda.device_count()
-    raise UsageError(f"--nproc-per-node: expected a number, auto, cpu or gpu, got {text!r}")
 
 
 def plan_jobs(args: LaunchArgs) -> list[JobPlan]:

@@ -4,7 +4,8 @@ Runs as ``python -m launcher.zygote REQUEST_FD REPORT_FD``, started by ``launche
 only imports: it creates no threads, initialises no OpenMP pool and never touches CUDA, so forking
 it is safe. It is single-threaded; it reaps its children (it is their parent) and reports
 ``(pid, exit code)`` as JSON lines. When the launcher goes away (its end of the request pipe closes,
-even after SIGKILL), it kills every worker's process group and exits.
+or, even while the zygote is still importing, its parent-death signal arrives), it kills every
+worker's process group and exits.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 # with them preloaded (a barrier before the teardown did not help; plain `python` workers that import
 # torch._dynamo first hang too); none in 40 launches (80 worker groups) with this list, where DDP
 # imports dynamo itself (about 1 s per attempt).
+LAUNCHER_GONE = signal.SIGUSR1  # the zygote's parent-death signal (fork_server sets it before exec)
 PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "hydra", "omegaconf", "rich", "rich.logging",
            "rich.progress", "yaml")
 
@@ -43,9 +45,18 @@ def _exit_code(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def _end_all(children: set[int]) -> None:
+    for pid in children:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(0)
+
+
 def serve(req_fd: int, rep_fd: int) -> None:
     # Interrupts meant for the job go to the launcher, which decides; the zygote lives until the
-    # launcher closes the request pipe.
+    # launcher closes the request pipe, or dies.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The launcher's other stop signals too (a scheduler may send SIGUSR1 to every process of the
@@ -53,6 +64,7 @@ def serve(req_fd: int, rep_fd: int) -> None:
     for name in os.environ.get("PULSETRAIN_STOP_SIGNALS", "").split(","):
         if hasattr(signal, name.strip()) and name.strip().startswith("SIG"):
             signal.signal(getattr(signal, name.strip()), signal.SIG_IGN)
+    children: set[int] = set()
     # ``python -m`` put the launcher's cwd first on sys.path; ``python script.py`` would not have it.
     if sys.path and sys.path[0] in ("", os.getcwd()):
         sys.path.pop(0)
@@ -73,7 +85,9 @@ def serve(req_fd: int, rep_fd: int) -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    children: set[int] = set()
+    # Until now the parent-death signal's default action ended the zygote at once (it had no
+    # workers yet); from now on the launcher's death also ends the workers' process groups.
+    signal.signal(LAUNCHER_GONE, lambda *_: _end_all(children))
     buffer = b""
 
     def report(message: dict) -> None:
@@ -95,12 +109,7 @@ def serve(req_fd: int, rep_fd: int) -> None:
         if req_fd in ready:
             chunk = os.read(req_fd, 1 << 20)
             if not chunk:  # the launcher is gone or done: nothing of ours may outlive it
-                for pid in children:
-                    try:
-                        os.killpg(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-                os._exit(0)
+                _end_all(children)
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
@@ -128,7 +137,7 @@ def _become_worker(request: dict, inherited_fds: tuple[int, ...]) -> None:
         signal.set_wakeup_fd(-1)
         for fd in inherited_fds:
             os.close(fd)
-        for sig in (signal.SIGCHLD, signal.SIGTERM):
+        for sig in (signal.SIGCHLD, signal.SIGTERM, LAUNCHER_GONE):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from launcher.worker_main import run_worker

@@ -1,7 +1,7 @@
 """The reusable fault-tolerant DDP training loop: ``train.run(cfg)`` (see docs/training.md)."""
 
 from ft import FaultToleranceConfigError, register_configs
-from train.errors import CheckpointError, TrainConfigError
+from train.errors import CheckpointError, CheckpointReadError, TrainConfigError
 from train.resolvers import register_resolvers
 
 # Before @hydra.main composes: the schema behind conf/fault_tolerance, the resolvers conf/ uses.
@@ -12,5 +12,7 @@ from train.loop import run  # noqa: E402  (after registration: importing it load
 
 # Exceptions that mean "the user gave bad input": train.py reports them in one line, exit code 2.
 USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConfigError, CheckpointError)
+# Failures a restart may cure: one line, exit code 1 (ft_launcher restarts while its budget lasts).
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (CheckpointReadError,)
 
-__all__ = ["USER_ERRORS", "CheckpointError", "TrainConfigError", "run"]
+__all__ = ["RETRYABLE_ERRORS", "USER_ERRORS", "CheckpointError", "CheckpointReadError", "TrainConfigError", "run"]

@@ -3,8 +3,12 @@
 A checkpoint is ``step_<step>.<digest>.pt``: a ``torch.save`` file whose name carries the first
 16 hex digits of its SHA-256, so a torn or bit-flipped file is recognised before it is trusted.
 Writes go to a temporary file that is flushed, fsynced and renamed into place; an older
-checkpoint is pruned only after a newer one is durable. A corrupt file is renamed to
-``*.corrupt`` (kept for inspection, never deleted) and the previous checkpoint is used instead.
+checkpoint is pruned only after a newer one is durable. Only a file whose bytes no longer match
+its digest (bit flips, a truncated file) is corrupt: it is renamed to ``*.corrupt`` (kept for
+inspection, never deleted) and the previous checkpoint is used instead. Any other failure to load
+is reported with its cause and touches no file: ``CheckpointError`` when retrying cannot help,
+``CheckpointReadError`` when it may. Checkpoints that exist but cannot be loaded never turn into a
+silent start from step 0.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,12 +26,16 @@ from typing import Any
 
 import torch
 
-from train.errors import CheckpointError
+from train.errors import CheckpointError, CheckpointReadError
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step_(\d{8,})\.([0-9a-f]{16})\.pt$")
+
+
+class CorruptCheckpoint(CheckpointError):
+    """The file's bytes do not match the digest in its name: damaged on disk, never loadable."""
 
 
 @dataclass(frozen=True, order=True)
@@ -143,28 +152,47 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------ reading
     def load(self, ckpt: CheckpointFile) -> dict[str, Any]:
-        """Verify the digest and load; a bad file raises CheckpointError (corrupt)."""
-        actual = _digest(ckpt.path)
+        """Verify the digest and load. Raises CorruptCheckpoint, CheckpointError or CheckpointReadError."""
+        name = ckpt.path.name
+        try:
+            actual = _digest(ckpt.path)
+        except OSError as exc:
+            raise CheckpointReadError(f"checkpoint {ckpt.path} cannot be read ({exc}); it is kept as it is") from None
         if actual != ckpt.digest:
-            raise CheckpointError(f"{ckpt.path.name}: content digest {actual} does not match its name")
+            raise CorruptCheckpoint(f"{name}: content digest {actual} does not match its name")
         try:
             state = torch.load(ckpt.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torn zip, unpickling refusal, ...: all mean "unusable file"
-            raise CheckpointError(f"{ckpt.path.name}: cannot be read ({type(exc).__name__}: {exc})") from None
+        except pickle.UnpicklingError as exc:  # the bytes are intact: a type this torch refuses to load
+            cause = " ".join(str(exc).split())[:300]
+            raise CheckpointError(
+                f"checkpoint {ckpt.path} is intact but torch.load(weights_only=True) refuses it ({cause}); "
+                "it is kept as it is. Resume with the torch version that wrote it, or allow the type with "
+                "torch.serialization.add_safe_globals in your train.py") from None
+        except Exception as exc:  # out of memory, I/O error while reading: a restart may cure it
+            raise CheckpointReadError(f"checkpoint {ckpt.path} cannot be loaded now ({type(exc).__name__}: "
+                                      f"{' '.join(str(exc).split())[:300]}); it is kept as it is") from None
         if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"{ckpt.path.name}: not a pulsetrain checkpoint of format {FORMAT_VERSION}")
+            raise CheckpointError(f"checkpoint {ckpt.path} is not a pulsetrain checkpoint of format "
+                                  f"{FORMAT_VERSION}; it is kept as it is")
         return state
 
-    def load_newest(self, fingerprint: Mapping[str, str]) -> tuple[CheckpointFile, dict[str, Any]] | None:
-        """The newest readable checkpoint, falling back past corrupt ones; ``None`` when there is none.
+    def set_aside(self) -> list[Path]:
+        """Checkpoints renamed ``*.corrupt`` by earlier loads."""
+        return sorted(self.directory.glob("step_*.pt.corrupt")) if self.directory.is_dir() else []
+
+    def load_newest(self, fingerprint: Mapping[str, str],
+                    allow_fresh_start: bool = False) -> tuple[CheckpointFile, dict[str, Any]] | None:
+        """The newest loadable checkpoint, falling back past corrupt ones; ``None`` when there is none.
 
         A readable checkpoint whose fingerprint differs from ``fingerprint`` (another model, other
         data) raises CheckpointError: resuming it would be wrong, and nothing is renamed or deleted.
+        Checkpoints that exist when none can be loaded raise CheckpointError too, unless
+        ``allow_fresh_start``: training from step 0 beside them would silently throw work away.
         """
         for ckpt in reversed(self.checkpoints()):
             try:
                 state = self.load(ckpt)
-            except CheckpointError as exc:
+            except CorruptCheckpoint as exc:
                 quarantined = ckpt.path.with_name(ckpt.path.name + ".corrupt")
                 os.replace(ckpt.path, quarantined)
                 log.warning("checkpoint %s is corrupt (%s); kept as %s, trying the previous one",
@@ -172,6 +200,15 @@ class CheckpointStore:
                 continue
             check_compatible(ckpt, state.get("fingerprint", {}), fingerprint)
             return ckpt, state
+        unusable = self.set_aside()
+        if unusable and not allow_fresh_start:
+            raise CheckpointError(
+                f"{self.directory} has {len(unusable)} checkpoint(s), none loadable (set aside as *.corrupt: "
+                f"{', '.join(p.name for p in unusable[-3:])}); refusing to train from step 0 beside them. "
+                "Pass checkpoint.allow_fresh_start=true to start over anyway, or use a new run directory")
+        if unusable:
+            log.warning("%s: no loadable checkpoint (%d set aside as *.corrupt); starting from step 0 "
+                        "(checkpoint.allow_fresh_start=true)", self.directory, len(unusable))
         return None
 
 

@@ -60,8 +60,10 @@ def build_components(cfg: DictConfig, ctx: DistributedContext) -> Components:
     dataset = build(cfg.data.dataset, "data.dataset")
     val_dataset = build(cfg.data.val_dataset, "data.val_dataset") if cfg.data.get("val_dataset") else None
     try:
-        train_batches = ShardedBatches(dataset, int(cfg.data.batch_size), int(cfg.seed), ctx.rank, ctx.world_size)
-    except ValueError as exc:
+        train_batches = ShardedBatches(dataset, int(cfg.data.batch_size), int(cfg.seed), ctx.rank, ctx.world_size,
+                                       num_workers=int(cfg.data.get("num_workers", 0)),
+                                       persistent_workers=bool(cfg.data.get("persistent_workers", True)))
+    except (ValueError, TypeError) as exc:
         raise TrainConfigError(f"data: {exc}") from None
     val_batches = fixed_batches(val_dataset, int(cfg.data.batch_size), int(cfg.trainer.val_batches)) if val_dataset else []
 

@@ -90,13 +90,16 @@ def _attempt_store(world_size: int, timeout: datetime.timedelta) -> dist.Store:
 
     torch.distributed.elastic shares one TCPStore across restarts; without a prefix, a restarted
     rank reads the addresses its peers published in the failed attempt and gloo's connect fails.
+    The prefix is the attempt id ft_launcher agreed on across nodes (PULSETRAIN_ATTEMPT_ID); under
+    plain torchrun, the restart count (which nodes may disagree on after another node's failure).
     """
     store = dist.TCPStore(
         os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
         is_master=os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" and os.environ.get("RANK") == "0",
         timeout=timeout,
     )
-    return dist.PrefixStore(f"pulsetrain/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    attempt = os.environ.get("PULSETRAIN_ATTEMPT_ID") or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"pulsetrain/attempt_{attempt}", store)
 
 
 def teardown(ctx: DistributedContext) -> None:

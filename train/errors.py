@@ -6,4 +6,12 @@ class TrainConfigError(ValueError):
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used: every candidate is corrupt, or it was written by an incompatible config."""
+    """A checkpoint cannot be used and retrying will not help: every candidate is corrupt, it was
+    written by an incompatible config, or ``torch.load(weights_only=True)`` refuses what it holds."""
+
+
+class CheckpointReadError(RuntimeError):
+    """A checkpoint could not be read for a reason a restart may cure (I/O error, out of memory).
+
+    train.py reports it in one line and exits 1, so ft_launcher restarts; the file is kept as it is.
+    """

@@ -89,7 +89,8 @@ def _train(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSess
     step = 0
     if cfg.checkpoint.get("resume", True):
         session.heartbeat()
-        step, ft_state = training_state.resume(ctx, store, parts, fp)
+        step, ft_state = training_state.resume(ctx, store, parts, fp,
+                                               bool(cfg.checkpoint.get("allow_fresh_start", False)))
         session.load_state_dict(ft_state)
         session.heartbeat()
     return _loop(cfg, ctx, session, store, fault, parts, fp, step, run_dir, attempt)
@@ -164,6 +165,7 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
                         "run dir to continue: hydra.run.dir=%s", step, run_dir)
                 return STOPPED_ON_REQUEST
     finally:
+        parts.train_batches.close()  # loader worker processes end with the loop, whatever ended it
         report.close()
         if metrics is not None:
             metrics.close()

@@ -22,7 +22,7 @@ from train import rng
 from train.checkpointing import CheckpointFile, CheckpointStore
 from train.components import Components
 from train.distributed import DistributedContext, barrier, broadcast_from_main, gather_to_main
-from train.errors import CheckpointError
+from train.errors import CheckpointError, CheckpointReadError
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +74,20 @@ def save(ctx: DistributedContext, store: CheckpointStore, parts: Components, ste
     return path
 
 
-def resume(ctx: DistributedContext, store: CheckpointStore, parts: Components,
-           fingerprint: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
-    """Collective: load the newest usable checkpoint on every rank. Returns (step, ft state) or (0, None)."""
+def resume(ctx: DistributedContext, store: CheckpointStore, parts: Components, fingerprint: dict[str, str],
+           allow_fresh_start: bool = False) -> tuple[int, dict[str, Any] | None]:
+    """Collective: load the newest usable checkpoint on every rank. Returns (step, ft state) or (0, None).
+
+    Every rank raises the same error as rank 0: CheckpointError (exit 2) or CheckpointReadError (retry).
+    """
     decision: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
     if ctx.is_main:
         store.remove_stale_temporaries()
         try:
-            found = store.load_newest(fingerprint)
-        except CheckpointError as exc:
-            decision = {"error": str(exc)}
+            found = store.load_newest(fingerprint, allow_fresh_start)
+        except (CheckpointError, CheckpointReadError) as exc:
+            decision = {"error": str(exc), "retryable": isinstance(exc, CheckpointReadError)}
         else:
             if found is not None:
                 ckpt, state = found
@@ -93,7 +96,7 @@ def resume(ctx: DistributedContext, store: CheckpointStore, parts: Components,
     if decision is None:
         return 0, None
     if "error" in decision:
-        raise CheckpointError(decision["error"])
+        raise (CheckpointReadError if decision.get("retryable") else CheckpointError)(decision["error"])
     if state is None:
         state = store.load(CheckpointFile(decision["step"], Path(decision["path"]), decision["digest"]))
     _apply(ctx, parts, state, Path(decision["path"]))

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launcher_workers"))
-from harness import HYDRA, PLAIN, Launches, free_port, pid_alive, records, wait_for  # noqa: E402
+from harness import HYDRA, PLAIN, WORKERS, Launches, free_port, pid_alive, records, wait_for  # noqa: E402
+
+ATTEMPT_WORKER = str(WORKERS / "attempt_worker.py")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FAST = ["--ft-workload-check-interval=0.1"]
@@ -56,6 +58,38 @@ def test_sigkill_to_the_launcher_leaves_no_worker(launches, tmp_path):
     wait_for(lambda: not any(pid_alive(pid) for pid in pids), 10, f"workers {pids} to vanish")
 
 
+def test_sigkill_to_the_launcher_while_its_fork_server_imports_leaves_nothing(launches, tmp_path):
+    """The fork server spends seconds importing torch before it reads its pipe: its parent-death
+    signal, not the pipe closing, must end it when the launcher is killed that early."""
+    out = tmp_path / "out"
+    proc = launches.start(["--standalone", "--nproc-per-node=2", PLAIN, f"out={out}", "steps=2"], out)
+    children = wait_for(lambda: [p for p in _children(proc.pid) if pid_alive(p)], 30, "the fork server to start")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    # At once: the default action of its parent-death signal, while it has no workers yet.
+    wait_for(lambda: not any(pid_alive(p) for p in children), 1.5, f"the fork server {children} to vanish")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_job_without_run_or_log_dir_leaves_no_stack_temp_dir(launches, tmp_path):
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    code, err = launches.run(["--standalone", "--nproc-per-node=2", *FAST, PLAIN, f"out={out}", "steps=2"], out,
+                             env={"TMPDIR": str(tmp)})
+    assert code == 0, err
+    assert not list(tmp.glob("ft_launcher_stacks_*")), "the empty stacks directory is removed at the end"
+
+
 def test_two_launches_on_one_machine_do_not_interfere(launches, tmp_path):
     hung, healthy = tmp_path / "hung", tmp_path / "healthy"
     common = ["--standalone", "--nproc-per-node=2", "--max-restarts=1", *FAST, "--ft-rank-heartbeat-timeout=1.5"]
@@ -88,6 +122,27 @@ def test_hang_on_one_of_two_nodes_restarts_both(launches, tmp_path):
     found = records(out)
     assert found[(0, 1)]["finished"] and found[(1, 1)]["finished"], "both nodes ran a second attempt"
     assert found[(0, 1)]["world_size"] == 2
+
+
+def test_nodes_that_count_restarts_differently_still_join_one_attempt(launches, tmp_path):
+    """Node 1's rank hangs while node 0's rank is busy outside collectives: node 1 restarts (counted),
+    node 0 only follows the rendezvous (not counted), so their restart counts now differ. The new
+    attempt must still form one process group, not stall in init_process_group."""
+    out = tmp_path / "out"
+    port = free_port()
+    node = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+            "--rdzv-id=two-counts", "--max-restarts=1", *FAST]
+    worker = [ATTEMPT_WORKER, f"out={out}", "dist_timeout=20"]  # the rank on the 1.5 s node hangs
+    node0 = launches.start([*node, "--ft-rank-heartbeat-timeout=600", *worker], out)
+    node1 = launches.start([*node, "--ft-rank-heartbeat-timeout=1.5", *worker], out)
+    _, err1 = node1.communicate(timeout=90)
+    _, err0 = node0.communicate(timeout=90)
+    assert node0.returncode == 0 and node1.returncode == 0, err0 + err1
+    assert "sent no heartbeat" in err1 and "another node is waiting at the rendezvous" in err0
+    found = records(out)
+    # Node 0 restarted without counting it (attempt 0 again), node 1 counted it (attempt 1): one group.
+    assert sorted(attempt for _, attempt in found) == [0, 1], found
+    assert all(r["finished"] and r["world_size"] == 2 and r["sum"] == 2 ** 5 for r in found.values()), found
 
 
 def test_multirun_runs_every_point_and_reports_a_failure(launches, tmp_path):

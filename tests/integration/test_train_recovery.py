@@ -5,9 +5,7 @@ are saved and protect the next launch."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,70 +13,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.checkpointing import CheckpointStore
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ft_helpers.train_jobs import (  # noqa: E402
+    FAST_DETECTION,
+    FT_LAUNCHER,
+    MAX_STEPS,
+    TORCHRUN,
+    alive,
+    assert_same_weights,
+    descendants,
+    final_checkpoint,
+    finish,
+    launch,
+    metrics,
+    start,
+)
+
+from train.checkpointing import CheckpointStore  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-FT_LAUNCHER = [str(BIN / "ft_launcher"), "--standalone", "--nproc-per-node=2"]
-TORCHRUN = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node=2"]
-# One schedule for every run, so final weights can be compared bit for bit.
-MAX_STEPS = 400
-RUN = [f"trainer.max_steps={MAX_STEPS}", "trainer.log_every=10", "trainer.val_every=100",
-       "checkpoint.every=50", "trainer.progress=false"]
-FAST_DETECTION = ["fault_tolerance=demo"]  # 2 s heartbeat timeout
-
-
-def launch(cmd: list[str], run_dir: Path, *overrides: str, timeout: float = 90) -> tuple[int, str]:
-    """Run a job to its end (bounded); returns (exit code, combined output)."""
-    proc = start(cmd, run_dir, *overrides)
-    return finish(proc, timeout)
-
-
-def start(cmd: list[str], run_dir: Path, *overrides: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PULSETRAIN_FT_ENDPOINT", None)
-    return subprocess.Popen(
-        [*cmd, "train.py", *RUN, *overrides, f"hydra.run.dir={run_dir}"], cwd=REPO, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-
-
-def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and every worker it started
-        out, _ = proc.communicate()
-        pytest.fail(f"job did not end within {timeout} s:\n{out[-4000:]}")
-    return proc.returncode, out
-
-
-def final_checkpoint(run_dir: Path) -> dict:
-    newest = CheckpointStore(run_dir / "checkpoints").checkpoints()[-1]
-    state = torch.load(newest.path, weights_only=True)
-    assert newest.step == state["step"]
-    return state
-
-
-def assert_same_weights(run_dir: Path, reference: Path) -> None:
-    got, want = final_checkpoint(run_dir), final_checkpoint(reference)
-    assert got["step"] == want["step"] == MAX_STEPS
-    assert all(torch.equal(got["model"][k], want["model"][k]) for k in want["model"])
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    """The uninterrupted run every recovery is compared with (once per session)."""
-    run_dir = tmp_path_factory.mktemp("reference")
-    code, out = launch(FT_LAUNCHER, run_dir, *FAST_DETECTION)
-    assert code == 0, out[-4000:]
-    return run_dir
 
 
 @pytest.mark.parametrize(
@@ -127,7 +80,8 @@ def test_sigterm_on_one_rank_stops_all_then_relaunch_continues(reference, tmp_pa
 
 
 def test_sigterm_to_the_launcher_mid_run_exits_75_and_relaunch_matches(reference, tmp_path):
-    proc = start(FT_LAUNCHER, tmp_path, *FAST_DETECTION)
+    """Ranks read through DataLoader worker processes: SIGTERM reaches the ranks, not their loaders."""
+    proc = start(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "data.num_workers=2")
     deadline = time.monotonic() + 60
     metrics_file = tmp_path / "metrics.jsonl"
     # Wait for evidence of training (a logged step >= 30), not for a fixed time.
@@ -135,13 +89,18 @@ def test_sigterm_to_the_launcher_mid_run_exits_75_and_relaunch_matches(reference
         if metrics_file.exists() and any(m.get("step", 0) >= 30 for m in metrics(tmp_path) if "loss" in m):
             break
         time.sleep(0.02)
+    below = descendants(proc.pid)
+    assert len(below) >= 1 + 2 + 2 * 2, f"fork server, 2 ranks, 2 loader workers each: {below}"
     proc.send_signal(signal.SIGTERM)
     code, out = finish(proc, 60)
     assert code == 75, f"exit code {code}:\n{out[-6000:]}"
+    assert "DataLoader worker" not in out, out[-6000:]
+    assert not any(alive(pid) for pid in below), "a loader worker outlived the job"
     stopped = final_checkpoint(tmp_path)["step"]
     assert 30 <= stopped < MAX_STEPS
-    code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION)
+    code, out = launch(FT_LAUNCHER, tmp_path, *FAST_DETECTION, "data.num_workers=2")
     assert code == 0, out[-4000:]
+    assert f"resumed from step_{stopped:08d}" in out
     assert_same_weights(tmp_path, reference)
 
 
@@ -200,25 +159,22 @@ def test_incompatible_checkpoint_stops_at_once_with_exit_2_and_keeps_every_check
     assert after == before
 
 
-def test_second_ctrl_c_kills_a_hung_job_at_once_and_keeps_its_checkpoints(tmp_path):
-    """Ctrl-C asks the ranks to stop; a hung rank cannot. A second Ctrl-C must not wait out --term-timeout."""
+def test_a_checkpoint_weights_only_refuses_is_not_renamed_and_stops_with_exit_2(reference, tmp_path):
+    """An intact file this torch will not load (a type it refuses) is no corruption: no fallback, no rename."""
+    import argparse
+    import hashlib
+    import shutil
+
     run_dir = tmp_path / "run"
-    proc = start([*FT_LAUNCHER, "--term-timeout=600"], run_dir, "fault=hang", "fault.step=60")
-    seen = []
-    try:
-        for wanted in ("injected fault 'hang'", "forwarding SIGTERM"):
-            for line in proc.stdout:  # the launcher's own output tells when each stage is reached
-                seen.append(line)
-                if wanted in line:
-                    break
-            else:
-                pytest.fail("launcher output ended early:\n" + "".join(seen[-60:]))
-            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
-        code, out = finish(proc, timeout=60)  # far below --term-timeout: only the escalation ends it in time
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert code == 1, "".join(seen) + out
-    assert "SIGINT again: killing the workers now" in out
-    assert [c.step for c in CheckpointStore(run_dir / "checkpoints").checkpoints()] == [50]
+    shutil.copytree(reference, run_dir)
+    store = CheckpointStore(run_dir / "checkpoints", keep_last=10)
+    newest = store.checkpoints()[-1]
+    state = {k: v for k, v in torch.load(newest.path, weights_only=True).items() if k not in ("format_version", "step")}
+    newest.path.unlink()
+    store.save(newest.step, {**state, "extra": argparse.Namespace(note="not on the allowlist")})
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "checkpoints").iterdir()}
+    code, out = launch([*FT_LAUNCHER, "--max-restarts=2"], run_dir, *FAST_DETECTION)
+    assert code == 2, out[-4000:]
+    assert "refuses it" in out and "attempt 1 started" not in out and "is corrupt" not in out
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "checkpoints").iterdir()}
+    assert after == before

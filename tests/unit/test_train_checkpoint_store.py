@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from train.checkpointing import CheckpointStore
-from train.errors import CheckpointError
+from train.errors import CheckpointError, CheckpointReadError
 
 FP = {"model": "mlp", "data": "synthetic"}
 
@@ -69,12 +69,48 @@ def test_corrupt_newest_falls_back_to_previous_and_is_kept(tmp_path, caplog, dam
     assert (tmp_path / (newest.path.name + ".corrupt")).exists()
 
 
-def test_no_usable_checkpoint_means_fresh_start(tmp_path):
-    store = CheckpointStore(tmp_path / "missing")
-    assert store.load_newest(FP) is None
+def test_no_checkpoint_means_fresh_start(tmp_path):
+    assert CheckpointStore(tmp_path / "missing").load_newest(FP) is None
+    assert CheckpointStore(tmp_path).load_newest(FP) is None
+
+
+def test_checkpoints_that_exist_but_cannot_be_loaded_never_become_a_silent_fresh_start(tmp_path):
     (only,) = saved(CheckpointStore(tmp_path), 5)
     only.path.write_bytes(b"garbage")
-    assert CheckpointStore(tmp_path).load_newest(FP) is None
+    with pytest.raises(CheckpointError, match="none loadable.*checkpoint.allow_fresh_start=true"):
+        CheckpointStore(tmp_path).load_newest(FP)
+    # Set aside once, still refused on the next launch: the .corrupt file is evidence of lost work.
+    with pytest.raises(CheckpointError, match="allow_fresh_start"):
+        CheckpointStore(tmp_path).load_newest(FP)
+    assert CheckpointStore(tmp_path).load_newest(FP, allow_fresh_start=True) is None
+    assert (tmp_path / (only.path.name + ".corrupt")).read_bytes() == b"garbage"
+
+
+class Unlisted:
+    """A type torch.load(weights_only=True) refuses, like one a torch upgrade stops allowing."""
+
+
+def test_a_checkpoint_weights_only_refuses_is_reported_and_not_renamed(tmp_path):
+    store = CheckpointStore(tmp_path)
+    older = saved(store, 10)[0]
+    refused = store.save(20, {**state(20.0), "extra": Unlisted()})
+    with pytest.raises(CheckpointError, match="intact but torch.load\\(weights_only=True\\) refuses it"):
+        store.load_newest(FP)
+    assert [c.path for c in store.checkpoints()] == [older.path, refused]  # nothing renamed, no fallback
+    assert not store.set_aside()
+
+
+def test_an_io_error_while_loading_is_retryable_and_renames_nothing(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path)
+    files = saved(store, 10, 20)
+
+    def eio(*_a, **_k):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(torch, "load", eio)
+    with pytest.raises(CheckpointReadError, match="Input/output error.*kept as it is"):
+        store.load_newest(FP)
+    assert store.checkpoints() == files and not store.set_aside()
 
 
 def test_incompatible_config_is_a_clear_error_and_deletes_nothing(tmp_path):

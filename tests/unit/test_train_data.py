@@ -59,3 +59,109 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint():
     rng.restore(torch.load(buffer, weights_only=True)["rng"])
     assert (random.random(), np.random.rand()) == expected[:2]
     assert torch.equal(torch.rand(3), expected[2])
+
+
+def test_loader_worker_processes_give_the_same_batches_and_resume_exactly():
+    ds = dataset()
+    reference = take(ShardedBatches(ds, batch_size=16, seed=7, rank=1, world_size=2), 20)
+    first = ShardedBatches(ds, batch_size=16, seed=7, rank=1, world_size=2, num_workers=2)
+    try:
+        got = take(first, 11)  # the workers have fetched ahead of what was taken
+        state = first.state_dict()
+    finally:
+        first.close()
+    resumed = ShardedBatches(ds, batch_size=16, seed=7, rank=1, world_size=2, num_workers=2)
+    try:
+        resumed.load_state_dict(state)
+        got += take(resumed, 9)  # crosses the epoch boundary (8 batches per epoch per rank)
+    finally:
+        resumed.close()
+    assert all(torch.equal(x, y) for x, y in zip(got, reference, strict=True))
+
+
+class _NoisyDataset(torch.utils.data.Dataset):
+    """A random transform, as a user's augmentation would draw it."""
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.full((2,), float(index)) + torch.rand(2)
+
+
+def test_a_random_transform_draws_the_same_numbers_in_a_worker_and_after_a_resume():
+    torch.manual_seed(0)
+    inline = take(ShardedBatches(_NoisyDataset(), batch_size=4, seed=5), 6)
+    before = torch.rand(1)
+    torch.manual_seed(0)
+    take(ShardedBatches(_NoisyDataset(), batch_size=4, seed=5), 6)
+    assert torch.equal(torch.rand(1), before), "fetching leaves the training process's generator alone"
+    workers = ShardedBatches(_NoisyDataset(), batch_size=4, seed=5, num_workers=2)
+    try:
+        workers.load_state_dict({"epoch": 0, "batch_index": 2, "seed": 5})
+        torch.manual_seed(0)
+        assert all(torch.equal(x, y) for x, y in zip(take(workers, 4), inline[2:], strict=True))
+        assert torch.equal(torch.rand(1), before), "starting the loader draws nothing from it either"
+    finally:
+        workers.close()
+
+
+_STUCK_RANK = """
+import threading, torch
+from train.data import ShardedBatches
+
+class Stuck(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        threading.Event().wait()  # a user's dataset busy for good (slow storage, a deadlock)
+
+next(ShardedBatches(Stuck(), batch_size=2, seed=0, num_workers=1))
+"""
+
+
+def test_a_loader_worker_busy_in_the_dataset_dies_with_its_rank():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(stat.parent.name))
+        return found
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    rank = subprocess.Popen([sys.executable, "-c", _STUCK_RANK], cwd=Path(__file__).resolve().parents[2])
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not workers and time.monotonic() < deadline and rank.poll() is None:
+            workers = children(rank.pid)
+            time.sleep(0.02)
+        assert workers, "the rank started no loader worker"
+        rank.kill()
+        rank.wait(10)
+        deadline = time.monotonic() + 3  # at once, by its parent-death signal; never by itself
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(alive(w) for w in workers), f"loader worker(s) {workers} outlived their rank"
+    finally:
+        rank.kill()
+        for w in workers:
+            if alive(w):
+                os.kill(w, signal.SIGKILL)
