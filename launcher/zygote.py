@@ -25,7 +25,9 @@ import sys
 # with them preloaded (a barrier before the teardown did not help; plain `python` workers that import
 # torch._dynamo first hang too); none in 40 launches (80 worker groups) with this list, where DDP
 # imports dynamo itself (about 1 s per attempt).
-LAUNCHER_GONE = signal.SIGUSR1  # the zygote's parent-death signal (fork_server sets it before exec)
+# The zygote's parent-death signal (fork_server sets it before exec). A real-time signal: SIGUSR1 and
+# the like are what schedulers send to every process of a job as a stop warning (--stop-signal).
+LAUNCHER_GONE = signal.SIGRTMIN + 2
 PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "hydra", "omegaconf", "rich", "rich.logging",
            "rich.progress", "yaml")
 

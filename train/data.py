@@ -16,16 +16,23 @@ from typing import Any
 
 import torch
 
+from ft.preemption import stop_signals_from_env
+
 _SPLIT_OFFSETS = {"train": 0, "val": 1_000_003}
 _PR_SET_PDEATHSIG = 1
 
 
-def _end_with_the_rank(rank_pid: int, _worker_id: int) -> None:
-    """In a loader worker: be killed the moment the rank that started it dies (Linux).
+def _loader_worker_init(rank_pid: int, _worker_id: int) -> None:
+    """In a loader worker: leave stop requests to the rank, and die the moment the rank dies (Linux).
 
-    torch's own watchdog notices a dead parent only after seconds; a rank SIGKILLed by the launcher
-    (or killed with it) must leave no loader process behind.
+    A scheduler may signal every process of a job (SLURM does so for a job step): a loader worker
+    ended by that signal would crash its rank before the rank could save. The rank stops at a step
+    boundary and shuts its loader down itself. torch's own watchdog notices a dead parent only
+    after seconds; a rank SIGKILLed by the launcher (or killed with it) must leave no loader
+    process behind.
     """
+    for sig in {signal.SIGINT, *stop_signals_from_env()}:
+        signal.signal(sig, signal.SIG_IGN)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
@@ -140,7 +147,7 @@ class ShardedBatches:
             self._loader = torch.utils.data.DataLoader(
                 self._fetch, batch_size=None, sampler=_EpochKeys(self), num_workers=num_workers,
                 persistent_workers=persistent_workers, generator=torch.Generator().manual_seed(seed + rank),
-                worker_init_fn=functools.partial(_end_with_the_rank, os.getpid()))
+                worker_init_fn=functools.partial(_loader_worker_init, os.getpid()))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self
