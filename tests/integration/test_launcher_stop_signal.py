@@ -18,6 +18,9 @@ import torch
 
 from train.checkpointing import CheckpointStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ft_helpers.train_jobs import descendants  # noqa: E402
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,24 +60,6 @@ def wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int, timeout: flo
         time.sleep(0.05)
     proc.kill()
     pytest.fail(f"no step {step} within {timeout} s:\n{proc.communicate()[0][-4000:]}")
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (ranks start their own sessions, so a process group would miss them)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def saved_step(run_dir: Path) -> int:

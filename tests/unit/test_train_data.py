@@ -129,29 +129,15 @@ def test_a_loader_worker_busy_in_the_dataset_dies_with_its_rank():
     import time
     from pathlib import Path
 
-    def children(pid: int) -> list[int]:
-        found = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(stat.parent.name))
-        return found
-
-    def alive(pid: int) -> bool:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            return False
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from ft_helpers.train_jobs import alive, descendants
 
     rank = subprocess.Popen([sys.executable, "-c", _STUCK_RANK], cwd=Path(__file__).resolve().parents[2])
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 60
         while not workers and time.monotonic() < deadline and rank.poll() is None:
-            workers = children(rank.pid)
+            workers = [pid for pid in descendants(rank.pid) if alive(pid)]
             time.sleep(0.02)
         assert workers, "the rank started no loader worker"
         rank.kill()
