@@ -27,8 +27,8 @@ from launcher.attempt_id import ATTEMPT_ID_ENV, agree_attempt_id
 from launcher.compat import CompatibleAgent
 from launcher.exit_watch import ExitWatch
 from launcher.fork_server import ForkServer, ForkServerError
-from launcher.pcontext import ForkedContext, ProcessContext, WorkerGroupContext
-from launcher.report import JobRecord
+from launcher.pcontext import EndPolicy, ForkedContext, ProcessContext, WorkerGroupContext
+from launcher.report import JobRecord, Outcome
 from launcher.stacks import top_frames, waits_on_peers
 from launcher.stop_signals import handled as handled_stop_signals
 
@@ -149,7 +149,7 @@ class FaultTolerantAgent(CompatibleAgent):
         elif result.state == WorkerState.SUCCEEDED:
             codes = self.worker_context.exit_codes() if isinstance(self.worker_context, WorkerGroupContext) else {}
             self.stopped_on_request = any(code == exit_codes.STOPPED_ON_REQUEST for code in codes.values())
-            self._end_attempt("stopped on request" if self.stopped_on_request else "finished", "ok")
+            self._end_attempt("stopped on request" if self.stopped_on_request else "finished", Outcome.OK)
         return result
 
     @staticmethod
@@ -207,11 +207,11 @@ class FaultTolerantAgent(CompatibleAgent):
             time.sleep(0.01)
 
     def _fail_attempt(self, cause: str) -> None:
-        self._end_attempt(cause, "failed")
+        self._end_attempt(cause, Outcome.FAILED)
 
-    def _end_attempt(self, cause: str, outcome: str) -> None:
+    def _end_attempt(self, cause: str, outcome: Outcome) -> None:
         attempt = self._launch.record.current
-        if attempt is not None and attempt.outcome == "running":
+        if attempt is not None and attempt.outcome is Outcome.RUNNING:
             attempt.cause, attempt.outcome, attempt.ended = cause, outcome, time.monotonic()
 
     # ------------------------------------------------------------------ stopping
@@ -230,8 +230,8 @@ class FaultTolerantAgent(CompatibleAgent):
             return super().stop_workers(worker_group)
         began = time.monotonic()
         running = len(self.worker_context.running())
-        self.worker_context.kill_signal = self._launch.ft.termination_signal
-        self.worker_context.close(signal.SIGTERM, self._launch.ft.rank_termination_grace)
+        self.worker_context.end(signal.SIGTERM, self._launch.ft.rank_termination_grace,
+                                EndPolicy(kill_signal=self._launch.ft.termination_signal))
         if running:
             log.info("worker group ended in %.2f s (%d still running got SIGTERM, then %s after %g s)",
                      time.monotonic() - began, running, self._launch.ft.rank_termination_signal,
@@ -275,12 +275,10 @@ class FaultTolerantAgent(CompatibleAgent):
             if running:
                 log.warning("forwarding SIGTERM to %d worker(s); waiting up to %g s for them to stop "
                             "(press Ctrl-C again to kill them now)", len(running), self._term_timeout)
-            context.kill_signal = signal.SIGKILL
             # The monitor keeps watching: a rank that hangs now (or already had) is found within its
             # timeout and killed, instead of holding the stop for the whole --term-timeout.
-            context.watch = self._hung_during_stop
-            context.hang_grace = self._launch.ft.rank_termination_grace
-            context.close(_FORWARDED, self._term_timeout)  # our grace, whatever elastic's default
+            policy = EndPolicy(watch=self._hung_during_stop, hang_grace=self._launch.ft.rank_termination_grace)
+            context.end(_FORWARDED, self._term_timeout, policy)  # our grace, whatever elastic's default
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

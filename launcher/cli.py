@@ -74,8 +74,6 @@ def _run(argv: list[str], server) -> int:
     except UsageError as exc:
         sys.stderr.write(f"ft_launcher: error: {exc}\n")
         return exit_codes.USAGE_ERROR
-    if server is not None and args.no_fork_server:
-        server = None
     from launcher.job import prepare_environment, run_job
     from launcher.report import summary_table
 

@@ -34,10 +34,6 @@ class FtSettings:
     # False when the script's config has no fault_tolerance section: workers cannot be told.
     in_script_config: bool = False
 
-    @property
-    def hang_detection_off(self) -> bool:
-        return self.config.initial_rank_heartbeat_timeout is None or self.config.rank_heartbeat_timeout is None
-
 
 def _override_sources(overrides: list[str]) -> dict[str, str]:
     """Keys of ``fault_tolerance`` set by command-line overrides, named as the user typed them."""
