@@ -4,13 +4,9 @@ selected by a config file on Hydra's search path, fires under ft_launcher and th
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.train_jobs import FAST_DETECTION, FT_LAUNCHER, final_checkpoint, launch  # noqa: E402
+from ft_helpers.train_jobs import FAST_DETECTION, FT_LAUNCHER, final_checkpoint, launch
 
 pytestmark = pytest.mark.integration
 

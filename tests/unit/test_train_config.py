@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from ft_helpers.paths import CONF_DIR
 from omegaconf import OmegaConf
 
 import train
-from tests.conftest import CONF_DIR
 
 GROUPS = ["model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "debug", "experiment"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 
 import pytest
+from ft_helpers.paths import CONF_DIR
 
-from tests.conftest import CONF_DIR
 from train.errors import TrainConfigError
 from train.faults import FAULT_KINDS, FaultKind, FaultPlan, InjectedFault, fault_kind
 
