@@ -1,14 +1,27 @@
 """The reusable fault-tolerant DDP training loop: ``train.run(cfg)`` (see docs/training.md)."""
 
+from typing import Any
+
 from ft import FaultToleranceConfigError, register_configs
+from train.config_schema import register_train_schemas
 from train.errors import CheckpointError, CheckpointReadError, TrainConfigError
 from train.resolvers import register_resolvers
 
-# Before @hydra.main composes: the schema behind conf/fault_tolerance, the resolvers conf/ uses.
+# Before @hydra.main composes: the schemas behind conf/fault_tolerance, trainer and checkpoint, the
+# resolvers conf/ uses.
 register_configs()
+register_train_schemas()
 register_resolvers()
 
-from train.loop import run  # noqa: E402  (after registration: importing it loads torch)
+
+def __getattr__(name: str) -> Any:
+    """``train.run`` on first use: importing the loop loads torch, which the config schemas do not need."""
+    if name == "run":
+        from train.loop import run
+
+        return run
+    raise AttributeError(f"module 'train' has no attribute {name!r}")
+
 
 # Exceptions that mean "the user gave bad input": train.py reports them in one line, exit code 2.
 USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConfigError, CheckpointError)
