@@ -2,8 +2,7 @@
 
 Values come from (lowest to highest precedence) the schema defaults, the composed Hydra config
 (``conf/fault_tolerance/*.yaml`` plus command-line overrides), a YAML file given with
-``--ft-cfg-path`` and the launcher's ``--ft-*`` flags. Each loader here returns a plain mapping
-of the keys it found, so the launcher can layer them and remember where each value came from.
+``--ft-cfg-path`` and the launcher's ``--ft-*`` flags (read by :mod:`ft.config_sources`).
 Hydra is imported only inside :func:`register_configs`, so ``import ft`` stays light.
 """
 
@@ -14,16 +13,10 @@ import math
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf needs typing.Dict)
-
-import yaml
 
 TIMEOUT_KEYS = ("initial_rank_heartbeat_timeout", "rank_heartbeat_timeout")
 SECTION_TIMEOUTS = "rank_section_timeouts"
-_NULL_WORDS = {"", "null", "none", "~", "inf", "infinity"}
-_TRUE_WORDS = {"true", "yes", "1", "on"}
-_FALSE_WORDS = {"false", "no", "0", "off"}
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -144,7 +137,7 @@ class FaultToleranceConfig:
     def with_changes(self, changes: Mapping[str, Any]) -> FaultToleranceConfig:
         """Return a copy with ``changes`` applied; unknown keys and bad values raise FaultToleranceConfigError."""
         changes = _plain(changes)
-        _check_known(changes)
+        check_known(changes)
         merged = {**dataclasses.asdict(self), **changes}
         validate(merged)
         return FaultToleranceConfig(**{k: _normalise(k, v) for k, v in merged.items()})
@@ -180,7 +173,7 @@ def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-def _check_known(changes: Mapping[str, Any]) -> None:
+def check_known(changes: Mapping[str, Any]) -> None:
     for key in changes:
         if key not in SETTINGS:
             hint = _closest(key)
@@ -216,12 +209,12 @@ def _is_number(value: Any) -> bool:
 
 def validate(values: Mapping[str, Any]) -> None:
     """Refuse bad values with a message naming the key and the value (each key by its Setting's rule)."""
-    _check_known(values)
+    check_known(values)
     for key, described in SETTINGS.items():
         _CHECKS[described.rule](key, values.get(key), described)
 
 
-def _check_optional_seconds(key: str, value: Any, _: Setting | None = None) -> None:
+def check_optional_seconds(key: str, value: Any, _: Setting | None = None) -> None:
     if value is None or value == math.inf:
         return
     if not _is_number(value) or math.isnan(value):
@@ -239,7 +232,7 @@ def _check_sections(key: str, value: Any, _: Setting) -> None:
         raise FaultToleranceConfigError(
             f"fault_tolerance.{key}: expected a mapping of section name to seconds, got {value!r}")
     for name, seconds in value.items():
-        _check_optional_seconds(f"{key}.{name}", seconds)
+        check_optional_seconds(f"{key}.{name}", seconds)
 
 
 def _check_number(key: str, value: Any, described: Setting) -> None:
@@ -268,7 +261,7 @@ def _check_level(key: str, value: Any, _: Setting) -> None:
             f"fault_tolerance.{key}: expected {', '.join(_LEVELS[:-1])} or {_LEVELS[-1]}, got {value!r}")
 
 
-_CHECKS = {"seconds": _check_optional_seconds, "sections": _check_sections, "number": _check_number,
+_CHECKS = {"seconds": check_optional_seconds, "sections": _check_sections, "number": _check_number,
            "count": _check_count, "bool": _check_bool, "level": _check_level,
            "signal": lambda key, value, _: _signal(value)}
 
@@ -302,98 +295,6 @@ def settings_table() -> str:
     rows = ["| key | default | unit | meaning |", "|---|---|---|---|"]
     rows += [f"| `{key}` | `{format_default(DEFAULTS[key])}` | {s.unit} | {s.doc} |" for key, s in SETTINGS.items()]
     return "\n".join(rows)
-
-
-# --------------------------------------------------------------------------- loaders
-def load_yaml_section(path: str | Path) -> dict[str, Any]:
-    """Read the ``fault_tolerance:`` section of a YAML file (top level or nested anywhere)."""
-    path = Path(path)
-    if not path.exists():
-        raise FaultToleranceConfigError(f"--ft-cfg-path: file not found: {path}")
-    if not path.is_file():
-        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not a regular file; give a YAML file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise FaultToleranceConfigError(f"--ft-cfg-path: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
-                                        f"at offset {exc.start}); save it as UTF-8") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not valid YAML: {exc}") from None
-    section = _find_section(document)
-    if section is None:
-        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} has no 'fault_tolerance:' section")
-    if not isinstance(section, Mapping):
-        raise FaultToleranceConfigError(f"--ft-cfg-path: 'fault_tolerance' in {path} must be a mapping")
-    section = dict(section)
-    _check_known(section)
-    validate({**DEFAULTS, **section})
-    return section
-
-
-def _find_section(node: Any) -> Any:
-    if isinstance(node, Mapping):
-        if "fault_tolerance" in node:
-            return node["fault_tolerance"]
-        for child in node.values():
-            found = _find_section(child)
-            if found is not None:
-                return found
-    return None
-
-
-def parse_cli_value(key: str, text: str | None) -> Any:
-    """Convert one ``--ft-<key>`` string into the typed value (``null``/``none``/empty = None)."""
-    if key not in SETTINGS:
-        _check_known({key: text})
-    rule = SETTINGS[key].rule
-    raw = "" if text is None else str(text).strip()
-    if rule == "sections":
-        return _parse_sections(raw)
-    if rule == "bool":
-        if raw.lower() in _TRUE_WORDS:
-            return True
-        if raw.lower() in _FALSE_WORDS:
-            return False
-        raise FaultToleranceConfigError(f"--ft-{key.replace('_', '-')}: expected true or false, got {text!r}")
-    if rule in ("seconds", "number", "count"):
-        if rule == "seconds" and raw.lower() in _NULL_WORDS:
-            return None
-        try:
-            return int(raw) if rule == "count" else float(raw)
-        except ValueError:
-            raise FaultToleranceConfigError(
-                f"fault_tolerance.{key}: expected a number, got {text!r}"
-                + ("; use null for infinite" if rule == "seconds" else "")
-            ) from None
-    return raw
-
-
-def _parse_sections(raw: str) -> dict[str, float | None]:
-    """``init:600,step:30,checkpoint:null`` (or a YAML/JSON mapping) from a --ft-rank-section-timeouts flag."""
-    text = raw if raw.startswith("{") else "{" + raw.replace(":", ": ") + "}"
-    try:
-        parsed = yaml.safe_load(text)
-    except yaml.YAMLError:
-        parsed = None
-    if not isinstance(parsed, Mapping):
-        raise FaultToleranceConfigError(
-            f"fault_tolerance.{SECTION_TIMEOUTS}: expected name:seconds pairs such as 'init:600,step:30', got {raw!r}"
-        )
-    values = {str(name): (None if str(v).lower() in _NULL_WORDS else v) for name, v in parsed.items()}
-    for name, value in values.items():
-        _check_optional_seconds(f"{SECTION_TIMEOUTS}.{name}", value)
-    return values
-
-
-def parse_cli_values(values: Mapping[str, str | None]) -> dict[str, Any]:
-    """Convert ``{key: string}`` from ``--ft-*`` flags, validating each against the schema."""
-    parsed = {key: parse_cli_value(key, text) for key, text in values.items()}
-    validate({**DEFAULTS, **parsed})
-    return parsed
 
 
 # --------------------------------------------------------------------------- Hydra

@@ -13,7 +13,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from ft import FaultToleranceConfig, FaultToleranceConfigError, register_configs
-from ft.config import FIELD_NAMES, load_yaml_section, parse_cli_values
+from ft.config import FIELD_NAMES
+from ft.config_sources import load_yaml_section, parse_cli_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
