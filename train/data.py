@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ft.preemption import stop_signals_from_env
+from ft import stop_signals_from_env
 
 _SPLIT_OFFSETS = {"train": 0, "val": 1_000_003}
 _PR_SET_PDEATHSIG = 1

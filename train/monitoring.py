@@ -12,10 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ft import FaultToleranceConfig, PreemptionGuard, RankMonitorClient, RankMonitorStateError
-from ft.distributed import all_reduce_max, process_group_active
-from ft.preemption import stop_signals_from_env
-from ft.timeouts import from_state_dict
+from ft import (
+    FaultToleranceConfig,
+    PreemptionGuard,
+    RankMonitorClient,
+    RankMonitorStateError,
+    all_reduce_max,
+    process_group_active,
+    stop_signals_from_env,
+    timeouts_from_state_dict,
+)
 from train.checkpointing import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -199,7 +205,7 @@ class FaultToleranceSession:
             log.warning("ignoring unreadable %s (%s); timeouts come from the config", self.state_path, exc)
             return None
         try:
-            from_state_dict(state)
+            timeouts_from_state_dict(state)
         except RankMonitorStateError as exc:
             log.warning("ignoring %s: %s", self.state_path, exc)
             return None
