@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,6 +32,8 @@ class Components:
     scheduler: Any | None
     train_batches: ShardedBatches
     val_batches: list[tuple[torch.Tensor, torch.Tensor]]
+    # More checkpointed parts (an EMA of the weights, a grad scaler): name -> object with state_dict().
+    extra_state: dict[str, Any] = field(default_factory=dict)
 
 
 def build(node: DictConfig, what: str, **kwargs: Any) -> Any:

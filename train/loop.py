@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from ft import FaultToleranceConfig
-from ft.exit_codes import FINISHED, STOPPED_ON_REQUEST
+from ft import FaultToleranceConfig, exit_codes
 from train import distributed, training_state
 from train.checkpointing import CheckpointStore
 from train.components import Components, build_components
@@ -19,9 +20,11 @@ from train.distributed import DistributedContext
 from train.errors import TrainConfigError
 from train.faults import FaultPlan, current_attempt
 from train.monitoring import FaultToleranceSession
+from train.ranked_logging import RankedLogger
 from train.reporting import MetricsWriter, ProgressReport, show_config
 
-log = logging.getLogger("train")
+log = logging.getLogger("train")  # every rank, into its own log file
+main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -40,8 +43,25 @@ def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> int:
     return value
 
 
+@dataclass
+class TrainingRun:
+    """Everything one attempt of one rank works with, in one place (instead of long argument lists)."""
+
+    cfg: DictConfig
+    dist: DistributedContext
+    session: FaultToleranceSession
+    store: CheckpointStore
+    fault: FaultPlan
+    run_dir: Path
+    attempt: int
+    parts: Components | None = None  # built by build_and_resume
+    stateful: dict[str, Any] = field(default_factory=dict)  # what a checkpoint saves (training_state)
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    step: int = 0
+
+
 def run(cfg: DictConfig) -> int:
-    """Train to ``trainer.max_steps``; returns FINISHED (0) or STOPPED_ON_REQUEST (75)."""
+    """Train to ``trainer.max_steps``; returns ``exit_codes.FINISHED`` (0) or ``STOPPED_ON_REQUEST`` (75)."""
     ft_config = FaultToleranceConfig.from_mapping(cfg.fault_tolerance)
     fault = FaultPlan.from_config(cfg.get("fault"))
     for key in ("trainer.max_steps", "trainer.log_every", "checkpoint.every", "checkpoint.keep_last"):
@@ -57,8 +77,10 @@ def run(cfg: DictConfig) -> int:
     session.start_section("init")  # ends before the first step: process group, model, data, resume
     session.install_stop_handler()
     ctx = distributed.setup(float(cfg.trainer.get("dist_timeout_s", 1800)), str(cfg.trainer.get("device", "auto")))
+    state = TrainingRun(cfg, ctx, session, store, fault, run_dir, current_attempt())
     try:
-        code = _train(cfg, ctx, session, store, fault, run_dir)
+        build_and_resume(state)
+        code = train_to_the_end(state)
     except BaseException:
         # Another rank may be gone: leave the group first, so shutting down runs no collective.
         distributed.teardown(ctx)
@@ -71,29 +93,26 @@ def run(cfg: DictConfig) -> int:
     return code
 
 
-def _train(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSession,
-           store: CheckpointStore, fault: FaultPlan, run_dir: Path) -> int:
-    attempt = current_attempt()
-    fresh = not store.checkpoints()
+def build_and_resume(state: TrainingRun) -> None:
+    """Say where and how the attempt runs, build the components, load the newest checkpoint into them."""
+    cfg, ctx, fault = state.cfg, state.dist, state.fault
     if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if fresh and attempt == 0:
-            show_config(cfg, run_dir / "config_tree.log")
-        log.info("run dir %s | attempt %d | %d rank(s) on %s | hang detection %s", run_dir, attempt,
-                 ctx.world_size, ctx.device.type, _detection_summary(session))
-        if fault.kind != "none" and fault.rank >= ctx.world_size:
-            log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
-                        fault.rank, ctx.world_size, fault.kind)
-    parts = build_components(cfg, ctx)
-    fp = training_state.fingerprint(cfg)
-    step = 0
+        state.run_dir.mkdir(parents=True, exist_ok=True)
+        if not state.store.checkpoints() and state.attempt == 0:
+            show_config(cfg, state.run_dir / "config_tree.log")
+    main_log.info("run dir %s | attempt %d | %d rank(s) on %s | hang detection %s", state.run_dir, state.attempt,
+                  ctx.world_size, ctx.device.type, _detection_summary(state.session))
+    if fault.kind != "none" and fault.rank >= ctx.world_size:
+        main_log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
+                         fault.rank, ctx.world_size, fault.kind)
+    state.parts = build_components(cfg, ctx)
+    state.fingerprint = training_state.fingerprint(cfg)
+    state.stateful = training_state.checkpoint_parts(ctx, state.parts, state.session)
     if cfg.checkpoint.get("resume", True):
-        session.heartbeat()
-        step, ft_state = training_state.resume(ctx, store, parts, fp,
-                                               bool(cfg.checkpoint.get("allow_fresh_start", False)))
-        session.load_state_dict(ft_state)
-        session.heartbeat()
-    return _loop(cfg, ctx, session, store, fault, parts, fp, step, run_dir, attempt)
+        state.session.heartbeat()
+        state.step = training_state.resume(ctx, state.store, state.stateful, state.fingerprint,
+                                           bool(cfg.checkpoint.get("allow_fresh_start", False)))
+        state.session.heartbeat()
 
 
 def _detection_summary(session: FaultToleranceSession) -> str:
@@ -110,27 +129,32 @@ def _detection_summary(session: FaultToleranceSession) -> str:
     return f"on (initial {fmt(t.initial)}, per-step {fmt(t.subsequent)}, {source})"
 
 
-def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSession, store: CheckpointStore,
-          fault: FaultPlan, parts: Components, fp: dict[str, str], step: int, run_dir: Path,
-          attempt: int) -> int:
+def save_checkpoint(state: TrainingRun, at: int) -> None:
+    """A collective save inside the ``checkpoint`` section, heartbeats around it."""
+    session, fault, rank = state.session, state.fault, state.dist.rank
+    session.heartbeat()
+    session.start_section("checkpoint")
+    began = time.perf_counter()
+    path = training_state.save(state.dist, state.store, state.stateful, at, state.fingerprint,
+                               in_save=lambda: fault.in_checkpoint_save(rank, at))
+    if path is not None:
+        session.persist_state()
+    session.end_section("checkpoint")
+    session.note_checkpoint_saved(at, time.perf_counter() - began)
+    session.heartbeat()
+
+
+def train_to_the_end(state: TrainingRun) -> int:
+    """The step loop from ``state.step`` to ``trainer.max_steps``, or to an agreed stop."""
+    cfg, ctx, session, parts = state.cfg, state.dist, state.session, state.parts
+    assert parts is not None
     max_steps, every = int(cfg.trainer.max_steps), int(cfg.checkpoint.every)
     val_every, log_every = int(cfg.trainer.val_every), int(cfg.trainer.log_every)
-    device, heartbeat = ctx.device, session.heartbeat
-    metrics = MetricsWriter(run_dir / "metrics.jsonl", attempt) if ctx.is_main else None
+    device, heartbeat, fault = ctx.device, session.heartbeat, state.fault
+    step = state.step
+    metrics = MetricsWriter(state.run_dir / "metrics.jsonl", state.attempt) if ctx.is_main else None
     report = ProgressReport(max_steps, step, log_every, enabled=ctx.is_main and bool(cfg.trainer.progress))
     last_saved, started, first_step = step, time.perf_counter(), step
-
-    def save(at: int) -> None:
-        session.heartbeat()
-        session.start_section("checkpoint")
-        began = time.perf_counter()
-        path = training_state.save(ctx, store, parts, at, fp, session.state_dict(),
-                                   in_save=lambda: fault.in_checkpoint_save(ctx.rank, at))
-        if path is not None:
-            session.persist_state()
-        session.end_section("checkpoint")
-        session.note_checkpoint_saved(at, time.perf_counter() - began)
-        session.heartbeat()
 
     if step >= max_steps:
         log.info("already at step %d of %d: nothing to do", step, max_steps)
@@ -152,28 +176,28 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
             if due and metrics is not None:
                 metrics.write(step, loss=round(loss_value, 6), steps_per_s=round(report.steps_per_s, 2))
             if val_every and step % val_every == 0:
-                _validate(ctx, parts, session, step, metrics)
+                _validate(state, step, metrics)
             if step % every == 0 or step == max_steps:
-                save(step)
+                save_checkpoint(state, step)
                 last_saved = step
             session.maybe_calibrate(step)
             if step < max_steps and session.should_stop(step):
                 if last_saved != step:
-                    save(step)
+                    save_checkpoint(state, step)
                 log.log(logging.WARNING if ctx.is_main else logging.INFO,
                         "stopped on request after step %d (checkpoint saved); relaunch with the same "
-                        "run dir to continue: hydra.run.dir=%s", step, run_dir)
-                return STOPPED_ON_REQUEST
+                        "run dir to continue: hydra.run.dir=%s", step, state.run_dir)
+                return exit_codes.STOPPED_ON_REQUEST
     finally:
         parts.train_batches.close()  # loader worker processes end with the loop, whatever ended it
         report.close()
         if metrics is not None:
             metrics.close()
     elapsed = time.perf_counter() - started
-    if ctx.is_main and step > first_step:
-        log.info("done: step %d/%d, %.1f steps/s over this attempt's %d steps; final checkpoint in %s",
-                 step, max_steps, (step - first_step) / elapsed, step - first_step, store.directory)
-    return FINISHED
+    if step > first_step:
+        main_log.info("done: step %d/%d, %.1f steps/s over this attempt's %d steps; final checkpoint in %s",
+                      step, max_steps, (step - first_step) / elapsed, step - first_step, state.store.directory)
+    return exit_codes.FINISHED
 
 
 def train_step(parts: Components, device: torch.device) -> torch.Tensor:
@@ -190,22 +214,21 @@ def train_step(parts: Components, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _validate(ctx: DistributedContext, parts: Components, session: FaultToleranceSession, step: int,
-              metrics: MetricsWriter | None) -> None:
+def _validate(state: TrainingRun, step: int, metrics: MetricsWriter | None) -> None:
     """Loss on fixed validation batches (same on every rank: no collective), a heartbeat per batch."""
+    parts, session, device = state.parts, state.session, state.dist.device
     if not parts.val_batches:
         return
     session.start_section("validation")
     parts.module.eval()
     total = 0.0
     for inputs, targets in parts.val_batches:
-        total += parts.criterion(parts.module(inputs.to(ctx.device)), targets.to(ctx.device)).item()
+        total += parts.criterion(parts.module(inputs.to(device)), targets.to(device)).item()
         session.heartbeat()
     parts.module.train()
     session.end_section("validation")
     session.note_validated()
     val_loss = total / len(parts.val_batches)
-    if ctx.is_main:
-        log.info("step %d  val_loss %.4f", step, val_loss)
-        if metrics is not None:
-            metrics.write(step, val_loss=round(val_loss, 6))
+    main_log.info("step %d  val_loss %.4f", step, val_loss)
+    if metrics is not None:
+        metrics.write(step, val_loss=round(val_loss, 6))
