@@ -31,7 +31,7 @@ class Components:
     optimizer: torch.optim.Optimizer
     scheduler: Any | None
     train_batches: ShardedBatches
-    val_batches: list[tuple[torch.Tensor, torch.Tensor]]
+    eval_batches: list[tuple[torch.Tensor, torch.Tensor]]
     # More checkpointed parts (an EMA of the weights, a grad scaler): name -> object with state_dict().
     extra_state: dict[str, Any] = field(default_factory=dict)
 
@@ -67,7 +67,7 @@ def build_components(cfg: DictConfig, ctx: DistributedContext) -> Components:
                                        persistent_workers=bool(cfg.data.get("persistent_workers", True)))
     except (ValueError, TypeError) as exc:
         raise TrainConfigError(f"data: {exc}") from None
-    val_batches = fixed_batches(val_dataset, int(cfg.data.batch_size), int(cfg.trainer.val_batches)) if val_dataset else []
+    eval_batches = fixed_batches(val_dataset, int(cfg.data.batch_size), int(cfg.trainer.eval_batches)) if val_dataset else []
 
     module = build(cfg.model, "model").to(ctx.device)
     criterion = build(cfg.criterion, "criterion")
@@ -86,4 +86,4 @@ def build_components(cfg: DictConfig, ctx: DistributedContext) -> Components:
     params = sum(p.numel() for p in module.parameters())
     log.info("model %s: %s parameters; %d batches of %d per epoch per rank",
              type(module).__name__, f"{params:,}", train_batches.batches_per_epoch, train_batches.batch_size)
-    return Components(model, module, criterion, optimizer, scheduler, train_batches, val_batches)
+    return Components(model, module, criterion, optimizer, scheduler, train_batches, eval_batches)

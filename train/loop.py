@@ -66,7 +66,10 @@ def run(cfg: DictConfig) -> int:
     fault = FaultPlan.from_config(cfg.get("fault"))
     for key in ("trainer.max_steps", "trainer.log_every", "checkpoint.every", "checkpoint.keep_last"):
         _positive(cfg, key)
-    _positive(cfg, "trainer.val_every", allow_zero=True)
+    for old, new in (("val_every", "eval_every"), ("val_batches", "eval_batches")):
+        if old in cfg.trainer:
+            raise TrainConfigError(f"trainer.{old}: renamed trainer.{new}; rename it in your config")
+    _positive(cfg, "trainer.eval_every", allow_zero=True)
     run_dir = run_dir_of(cfg)
     store = CheckpointStore(run_dir / cfg.checkpoint.dir, cfg.checkpoint.keep_last)
 
@@ -149,7 +152,7 @@ def train_to_the_end(state: TrainingRun) -> int:
     cfg, ctx, session, parts = state.cfg, state.dist, state.session, state.parts
     assert parts is not None
     max_steps, every = int(cfg.trainer.max_steps), int(cfg.checkpoint.every)
-    val_every, log_every = int(cfg.trainer.val_every), int(cfg.trainer.log_every)
+    eval_every, log_every = int(cfg.trainer.eval_every), int(cfg.trainer.log_every)
     device, heartbeat, fault = ctx.device, session.heartbeat, state.fault
     step = state.step
     metrics = MetricsWriter(state.run_dir / "metrics.jsonl", state.attempt) if ctx.is_main else None
@@ -175,7 +178,7 @@ def train_to_the_end(state: TrainingRun) -> int:
             report.step(step, loss_value)
             if due and metrics is not None:
                 metrics.write(step, loss=round(loss_value, 6), steps_per_s=round(report.steps_per_s, 2))
-            if val_every and step % val_every == 0:
+            if eval_every and step % eval_every == 0:
                 _validate(state, step, metrics)
             if step % every == 0 or step == max_steps:
                 save_checkpoint(state, step)
@@ -217,18 +220,18 @@ def train_step(parts: Components, device: torch.device) -> torch.Tensor:
 def _validate(state: TrainingRun, step: int, metrics: MetricsWriter | None) -> None:
     """Loss on fixed validation batches (same on every rank: no collective), a heartbeat per batch."""
     parts, session, device = state.parts, state.session, state.dist.device
-    if not parts.val_batches:
+    if not parts.eval_batches:
         return
     session.start_section("validation")
     parts.module.eval()
     total = 0.0
-    for inputs, targets in parts.val_batches:
+    for inputs, targets in parts.eval_batches:
         total += parts.criterion(parts.module(inputs.to(device)), targets.to(device)).item()
         session.heartbeat()
     parts.module.train()
     session.end_section("validation")
     session.note_validated()
-    val_loss = total / len(parts.val_batches)
+    val_loss = total / len(parts.eval_batches)
     main_log.info("step %d  val_loss %.4f", step, val_loss)
     if metrics is not None:
         metrics.write(step, val_loss=round(val_loss, 6))
