@@ -78,9 +78,12 @@ def build_components(cfg: DictConfig, ctx: DistributedContext) -> Components:
         scheduler = _call(build(cfg.optim.scheduler, "optim.scheduler"), "optim.scheduler", optimizer)
 
     model: nn.Module = module
+    if cfg.trainer.get("compile", False):
+        # The bare module stays what is saved; the compiled one shares its parameters.
+        model = torch.compile(module)
     if ctx.is_distributed:
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        model = DistributedDataParallel(module, device_ids=device_ids)
+        model = DistributedDataParallel(model, device_ids=device_ids)
     # From here on each rank draws its own random numbers (dropout masks differ across ranks).
     rng.seed_everything(int(cfg.seed) + 1 + ctx.rank)
     params = sum(p.numel() for p in module.parameters())

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
 
 from ft import FaultToleranceConfig, exit_codes
 from train import distributed, training_state
-from train.checkpointing import CheckpointStore
+from train.checkpointing import CheckpointStore, write_json_atomic
 from train.components import Components, build_components
 from train.distributed import DistributedContext
 from train.errors import TrainConfigError
 from train.faults import FaultPlan, current_attempt
+from train.metric_sinks import MetricsSinks, build_sinks
 from train.monitoring import FaultToleranceSession
 from train.ranked_logging import RankedLogger
-from train.reporting import MetricsWriter, ProgressReport, show_config
+from train.reporting import ProgressReport, show_config
+from train.sampling import log_samples
+from train.step import StepSettings, evaluate, train_step
 
 log = logging.getLogger("train")  # every rank, into its own log file
 main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
+# Written by rank 0 when a run finishes: {"step": ..., "loss": ..., "val_loss": ...} (read by sweeps).
+FINAL_METRICS = "final_metrics.json"
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -70,6 +75,7 @@ def run(cfg: DictConfig) -> int:
         if old in cfg.trainer:
             raise TrainConfigError(f"trainer.{old}: renamed trainer.{new}; rename it in your config")
     _positive(cfg, "trainer.eval_every", allow_zero=True)
+    StepSettings.from_config(cfg.trainer)  # bad grad_accum / clip_grad_norm / precision: exit 2 before any start
     run_dir = run_dir_of(cfg)
     store = CheckpointStore(run_dir / cfg.checkpoint.dir, cfg.checkpoint.keep_last)
 
@@ -151,13 +157,17 @@ def train_to_the_end(state: TrainingRun) -> int:
     """The step loop from ``state.step`` to ``trainer.max_steps``, or to an agreed stop."""
     cfg, ctx, session, parts = state.cfg, state.dist, state.session, state.parts
     assert parts is not None
+    settings = StepSettings.from_config(cfg.trainer)
     max_steps, every = int(cfg.trainer.max_steps), int(cfg.checkpoint.every)
     eval_every, log_every = int(cfg.trainer.eval_every), int(cfg.trainer.log_every)
     device, heartbeat, fault = ctx.device, session.heartbeat, state.fault
     step = state.step
-    metrics = MetricsWriter(state.run_dir / "metrics.jsonl", state.attempt) if ctx.is_main else None
+    sinks = build_sinks(cfg.get("logger"), state.run_dir, state.attempt, step) if ctx.is_main else MetricsSinks([])
     report = ProgressReport(max_steps, step, log_every, enabled=ctx.is_main and bool(cfg.trainer.progress))
     last_saved, started, first_step = step, time.perf_counter(), step
+    if state.attempt > 0 or step > 0:  # where a restart (or a relaunch) picked up: curves show the lost time
+        sinks.log({"event": "attempt_start", "attempt": state.attempt, "resumed_from": step}, step)
+    fault_here = fault.kind in _STEP_FAULTS and fault.attempt == state.attempt and fault.rank < ctx.world_size
 
     if step >= max_steps:
         log.info("already at step %d of %d: nothing to do", step, max_steps)
@@ -167,8 +177,10 @@ def train_to_the_end(state: TrainingRun) -> int:
     try:
         while step < max_steps:
             start_section("step")
+            if fault_here and step + 1 == fault.step:
+                sinks.log({"event": "fault_injected", "kind": fault.kind, "rank": fault.rank}, step + 1)
             fault.before_step(ctx.rank, step + 1)
-            loss = train_step(parts, device)
+            loss, grad_norm = train_step(parts, device, settings)
             step += 1
             end_section("step")
             heartbeat()
@@ -176,17 +188,23 @@ def train_to_the_end(state: TrainingRun) -> int:
             due = ctx.is_main and report.due(step)  # only then is the loss synchronised to the host
             loss_value = loss.item() if due else None
             report.step(step, loss_value)
-            if due and metrics is not None:
-                metrics.write(step, loss=round(loss_value, 6), steps_per_s=round(report.steps_per_s, 2))
+            if due:
+                values = {"loss": round(loss_value, 6), "steps_per_s": round(report.steps_per_s, 2)}
+                if grad_norm is not None:
+                    values["grad_norm"] = round(grad_norm, 6)
+                sinks.log({**values, "lr": parts.optimizer.param_groups[0]["lr"]}, step)
             if eval_every and step % eval_every == 0:
-                _validate(state, step, metrics)
+                _evaluate(state, step, settings, sinks)
             if step % every == 0 or step == max_steps:
                 save_checkpoint(state, step)
+                sinks.log({"event": "checkpoint"}, step)
                 last_saved = step
             session.maybe_calibrate(step)
             if step < max_steps and session.should_stop(step):
                 if last_saved != step:
                     save_checkpoint(state, step)
+                    sinks.log({"event": "checkpoint"}, step)
+                sinks.log({"event": "stopped_on_request"}, step)
                 log.log(logging.WARNING if ctx.is_main else logging.INFO,
                         "stopped on request after step %d (checkpoint saved); relaunch with the same "
                         "run dir to continue: hydra.run.dir=%s", step, state.run_dir)
@@ -194,44 +212,39 @@ def train_to_the_end(state: TrainingRun) -> int:
     finally:
         parts.train_batches.close()  # loader worker processes end with the loop, whatever ended it
         report.close()
-        if metrics is not None:
-            metrics.close()
+        sinks.close()
     elapsed = time.perf_counter() - started
     if step > first_step:
         main_log.info("done: step %d/%d, %.1f steps/s over this attempt's %d steps; final checkpoint in %s",
                       step, max_steps, (step - first_step) / elapsed, step - first_step, state.store.directory)
+    if ctx.is_main:
+        _finish(state, step, sinks.last)
     return exit_codes.FINISHED
 
 
-def train_step(parts: Components, device: torch.device) -> torch.Tensor:
-    """One optimizer step on the next batch; returns the loss (not synchronised to the host)."""
-    inputs, targets = next(parts.train_batches)
-    inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-    parts.optimizer.zero_grad(set_to_none=True)
-    loss = parts.criterion(parts.model(inputs), targets)
-    loss.backward()
-    parts.optimizer.step()
-    if parts.scheduler is not None:
-        parts.scheduler.step()
-    return loss
+# Faults that fire as a step begins (the loop logs them as events on rank 0 before they fire).
+_STEP_FAULTS = ("hang", "kill", "exception", "sigterm")
 
 
-@torch.no_grad()
-def _validate(state: TrainingRun, step: int, metrics: MetricsWriter | None) -> None:
-    """Loss on fixed validation batches (same on every rank: no collective), a heartbeat per batch."""
-    parts, session, device = state.parts, state.session, state.dist.device
-    if not parts.eval_batches:
-        return
+def _finish(state: TrainingRun, step: int, last: dict[str, Any]) -> None:
+    """Rank 0 of a finished run: ``final_metrics.json`` (last value of each metric), then text samples."""
+    if last:  # a relaunch of a finished run trains nothing and keeps the file it wrote
+        write_json_atomic(state.run_dir / FINAL_METRICS, {"step": step, **last})
+    if state.cfg.get("sample") and state.parts is not None:
+        log_samples(state.parts.module, state.cfg.sample, state.dist.device)
+
+
+def _evaluate(state: TrainingRun, step: int, settings: StepSettings, sinks: MetricsSinks) -> None:
+    """Validation inside the ``validation`` section; rank 0 logs val_loss (and val_ppl for a language model)."""
+    session = state.session
     session.start_section("validation")
-    parts.module.eval()
-    total = 0.0
-    for inputs, targets in parts.eval_batches:
-        total += parts.criterion(parts.module(inputs.to(device)), targets.to(device)).item()
-        session.heartbeat()
-    parts.module.train()
+    val_loss = evaluate(state.parts, state.dist.device, settings, session.heartbeat)
     session.end_section("validation")
+    if val_loss is None:
+        return
     session.note_validated()
-    val_loss = total / len(parts.eval_batches)
-    main_log.info("step %d  val_loss %.4f", step, val_loss)
-    if metrics is not None:
-        metrics.write(step, val_loss=round(val_loss, 6))
+    values = {"val_loss": round(val_loss, 6)}
+    if state.cfg.data.get("perplexity", False):
+        values["val_ppl"] = round(math.exp(min(val_loss, 50.0)), 4)
+    main_log.info("step %d  %s", step, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+    sinks.log(values, step)

@@ -11,16 +11,20 @@ from omegaconf import OmegaConf
 import train
 from tests.conftest import CONF_DIR
 
-GROUPS = ["model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "debug", "experiment"]
+GROUPS = ["model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "logger", "debug", "experiment"]
 
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+# Options that only make sense together (a language model reads token ids, not feature vectors).
+PARTNERS = {"data=text": ["model=gpt", "criterion._target_=train.gpt.TokenCrossEntropy"], "model=gpt": ["data=text"]}
+
+
 @pytest.mark.parametrize("override", [f"{g}={o}" for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_resolves(compose_config, override, tmp_path):
-    cfg = compose_config(override, f"run_dir={tmp_path}")
+    cfg = compose_config(override, *PARTNERS.get(override, []), f"run_dir={tmp_path}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["run_dir"] == str(tmp_path)
     for key in ("model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "criterion"):
@@ -77,3 +81,23 @@ def test_experiment_switches_model_and_optimizer(compose_config, tmp_path):
     assert cfg.model._target_ == "train.models.Conv1dNet"
     assert cfg.optim.optimizer._target_ == "torch.optim.SGD"
     assert Path(cfg.run_dir) == tmp_path
+
+
+def test_several_loggers_at_once(compose_config, tmp_path):
+    cfg = compose_config("logger=[jsonl,csv,tensorboard]", f"run_dir={tmp_path}")
+    assert sorted(cfg.logger) == ["csv", "jsonl", "tensorboard"]
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("trainer.grad_accum=0", "trainer.grad_accum"),
+    ("trainer.clip_grad_norm=-1", "trainer.clip_grad_norm"),
+    ("trainer.precision=fp8", "trainer.precision"),
+])
+def test_bad_step_settings_name_their_key(compose_config, tmp_path, override, key):
+    with pytest.raises(train.TrainConfigError, match=key):
+        train.run(compose_config(override, f"run_dir={tmp_path}", "trainer.progress=false"))
+
+
+def test_old_validation_keys_are_refused_with_their_new_names(compose_config, tmp_path):
+    with pytest.raises(train.TrainConfigError, match="renamed trainer.eval_every"):
+        train.run(compose_config("+trainer.val_every=5", f"run_dir={tmp_path}"))
