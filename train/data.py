@@ -164,6 +164,11 @@ class ShardedBatches:
         self.batch_index += 1
         return batch
 
+    def peek(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch, fetched here without moving the position (a compile warm-up's input)."""
+        epoch, index = (self.epoch + 1, 0) if self.batch_index >= self.batches_per_epoch else (self.epoch, self.batch_index)
+        return self._fetch[(epoch, index)]
+
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batch_index": self.batch_index, "seed": self.seed}
 

@@ -24,7 +24,7 @@ from train.monitoring import FaultToleranceSession
 from train.ranked_logging import RankedLogger
 from train.reporting import ProgressReport, show_config
 from train.sampling import log_samples
-from train.step import StepSettings, evaluate, train_step
+from train.step import StepSettings, evaluate, train_step, warm_up_compiled
 
 log = logging.getLogger("train")  # every rank, into its own log file
 main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
@@ -117,6 +117,10 @@ def build_and_resume(state: TrainingRun) -> None:
     state.parts = build_components(cfg, ctx)
     state.fingerprint = training_state.fingerprint(cfg)
     state.stateful = training_state.checkpoint_parts(ctx, state.parts, state.session)
+    if cfg.trainer.get("compile", False):
+        began = time.perf_counter()
+        warm_up_compiled(state.parts, ctx.device, StepSettings.from_config(cfg.trainer))
+        main_log.info("torch.compile: model compiled in %.1f s (before the first heartbeat)", time.perf_counter() - began)
     if cfg.checkpoint.get("resume", True):
         state.session.heartbeat()
         state.step = training_state.resume(ctx, state.store, state.stateful, state.fingerprint,

@@ -23,9 +23,9 @@ def generate_samples(module: nn.Module, sample_cfg: Any, device: torch.device) -
     was_training = module.training
     module.eval()
     try:
-        for prompt in sample_cfg.prompts:
+        for prompt in sample_cfg["prompts"]:
             ids = torch.tensor([list(str(prompt).encode())], dtype=torch.long, device=device)
-            out = generate(ids, int(sample_cfg.new_tokens), temperature=float(sample_cfg.get("temperature", 1.0)),
+            out = generate(ids, int(sample_cfg["new_tokens"]), temperature=float(sample_cfg.get("temperature", 1.0)),
                            top_k=sample_cfg.get("top_k"), generator=generator)
             texts.append(bytes(out[0].tolist()).decode("utf-8", errors="replace"))
     finally:

@@ -77,6 +77,21 @@ def train_step(parts: Components, device: torch.device, settings: StepSettings) 
     return total / settings.grad_accum, grad_norm
 
 
+def warm_up_compiled(parts: Components, device: torch.device, settings: StepSettings) -> None:
+    """Forward and backward once on the next batch, so ``torch.compile`` compiles before the first step.
+
+    Called during start-up, before the first heartbeat: the compile (a minute and more on a busy
+    CPU) falls under ``initial_rank_heartbeat_timeout``, not the per-step timeout. Nothing it does
+    survives: random state is restored, gradients are dropped and the optimizer does not step.
+    """
+    inputs, targets = parts.train_batches.peek()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with autocast(settings, device):
+            loss = parts.criterion(parts.model(inputs.to(device)), targets.to(device))
+        loss.backward()
+    parts.optimizer.zero_grad(set_to_none=True)
+
+
 @torch.no_grad()
 def evaluate(parts: Components, device: torch.device, settings: StepSettings, heartbeat: Any) -> float | None:
     """Mean loss over the fixed evaluation batches (same on every rank: no collective), a heartbeat per batch."""
