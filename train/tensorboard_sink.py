@@ -14,8 +14,8 @@ class TensorBoardSink(MetricsSink):
     """Scalars per metric; events as text plus an ``events/<name>`` scalar, so they show on the curves.
 
     Each attempt adds an event file to the same directory and logs the true global step, so
-    TensorBoard draws one curve across restarts. Steps an attempt redoes after resuming from an
-    older checkpoint are purged from the view (``purge_step``): the curve shows what the weights
+    TensorBoard draws one curve across restarts. Steps after the one an attempt resumed from (redone
+    from that checkpoint) are purged from the view (``purge_step``): the curve shows what the weights
     went through, not the lost work twice.
     """
 
@@ -28,7 +28,7 @@ class TensorBoardSink(MetricsSink):
             raise TrainConfigError("logger=tensorboard needs the tensorboard package: "
                                    "pip install 'pulsetrain[tensorboard]'") from None
         self.log_dir = self.run_dir / subdir
-        self._writer = SummaryWriter(str(self.log_dir), purge_step=start_step or None, flush_secs=flush_secs)
+        self._writer = SummaryWriter(str(self.log_dir), purge_step=start_step + 1 if start_step else None, flush_secs=flush_secs)
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         event = metrics.get("event")

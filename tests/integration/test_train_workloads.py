@@ -40,19 +40,29 @@ def test_killed_rank_recovers_to_the_weights_of_an_uninterrupted_run(variant, tm
 
     overrides, reference = variant
     code, out = launch([*FT_LAUNCHER, "--max-restarts=1"], tmp_path, *FAST_DETECTION, *overrides,
-                       "fault=kill", "fault.rank=1", "fault.step=25", timeout=180)
+                       "fault=kill", "fault.rank=1", "fault.step=28", timeout=180)
     assert code == 0, out[-4000:]
     got, want = final_checkpoint(tmp_path), final_checkpoint(reference)
     assert got["step"] == want["step"] == STEPS
     assert all(torch.equal(got["model"][k], want["model"][k]) for k in want["model"])
     events = [m for m in metrics(tmp_path) if "event" in m]
-    assert {"event": "fault_injected", "kind": "kill", "rank": 1, "step": 25, "attempt": 0}.items() <= {
-        **next(e for e in events if e["event"] == "fault_injected")}.items()
+    fault = next(e for e in events if e["event"] == "fault_injected")
+    assert (fault["kind"], fault["rank"], fault["step"], fault["attempt"]) == ("kill", 1, 28, 0)
     restart = next(e for e in events if e["event"] == "attempt_start")
     assert (restart["attempt"], restart["resumed_from"], restart["step"]) == (1, 20, 20)
     final = json.loads((tmp_path / "final_metrics.json").read_text())
     assert final["step"] == STEPS and final["val_loss"] == [m for m in metrics(tmp_path) if "val_loss" in m][-1]["val_loss"]
     assert "sample 0:" in out
+    # TensorBoard: one curve across both attempts, each step once (attempt 1 purged what it redid).
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(tmp_path / "tensorboard"))
+    board.Reload()
+    losses = [m for m in metrics(tmp_path) if "loss" in m]
+    assert [m["attempt"] for m in losses if m["step"] == 25] == [0, 1]  # logged, lost with the kill, redone
+    last = {m["step"]: m["loss"] for m in losses}
+    assert [e.step for e in board.Scalars("loss")] == sorted(last)
+    assert [e.value for e in board.Scalars("loss")] == pytest.approx([last[s] for s in sorted(last)], rel=1e-6)
 
 
 def test_validation_loss_falls_and_tensorboard_reads_back_the_logged_values(variant):
@@ -70,23 +80,35 @@ def test_validation_loss_falls_and_tensorboard_reads_back_the_logged_values(vari
         assert [e.value for e in got] == pytest.approx([m[name] for m in want], rel=1e-6), name
 
 
-def test_report_marks_come_from_the_run_records_and_the_png_has_the_expected_size(variant, tmp_path):
+def test_report_marks_come_from_the_run_records_and_the_png_has_the_expected_size(tmp_path):
     from train.report import DPI, FIGSIZE, draw
     from train.run_records import read_run
 
-    overrides, _ = variant
+    overrides = [*TINY_GPT, *VARIANTS["plain"]]
     code, out = launch([*FT_LAUNCHER, "--max-restarts=1"], tmp_path, *FAST_DETECTION, *overrides,
                        "fault=hang", "fault.rank=1", "fault.step=15", timeout=180)
     assert code == 0, out[-4000:]
     records = read_run(tmp_path)
     (fault,) = records.of_kind("fault")
     assert (fault.step, fault.rank, fault.detail, fault.attempt) == (15, 1, "hang", 0)
-    (detection,) = records.of_kind("detection")
-    assert (detection.rank, detection.attempt) == (1, 0) and detection.time > fault.time
+    # The monitor finds the silent rank, and often rank 0 too (blocked in the all-reduce, it stops beating as well).
+    detections = records.of_kind("detection")
+    assert detections and {(d.attempt, d.rank in (0, 1)) for d in detections} == {(0, True)}
     (restart,) = records.of_kind("restart")
-    assert (restart.step, restart.attempt) == (10, 1) and restart.time > detection.time
-    assert [m.step for m in records.of_kind("checkpoint")] == [10, 10, 20, 30, 40]
+    assert (restart.step, restart.attempt) == (10, 1)
+    assert fault.time < min(d.time for d in detections) <= max(d.time for d in detections) < restart.time
+    assert [(m.step, m.attempt) for m in records.of_kind("checkpoint")] == [(10, 0), (20, 1), (30, 1), (40, 1)]
     png = draw(records, tmp_path / "report.png")
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
+
+
+def test_compile_runs_under_the_fork_server_and_compiles_during_start_up(tmp_path):
+    """torch.compile in ranks forked by ft_launcher's fork server: it compiles before the first heartbeat."""
+    code, out = launch(FT_LAUNCHER, tmp_path, "trainer.compile=true", "trainer.max_steps=4", "trainer.eval_every=2",
+                       "checkpoint.every=2", "data.num_workers=0", "model.hidden=32", timeout=400)
+    assert code == 0, out[-4000:]
+    assert "torch.compile: model compiled in" in out
+    assert final_checkpoint(tmp_path)["step"] == 4
+    assert not any(k.startswith("_orig_mod") for k in final_checkpoint(tmp_path)["model"])
