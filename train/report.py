@@ -49,24 +49,29 @@ def draw(records: RunRecords, out: Path, title: str = "") -> Path:
 
     start = min([t for t, _, _, _ in records.attempts.values()] + [m.time for m in records.marks], default=0.0)
     for attempt, (first, last, s0, s1) in sorted(records.attempts.items()):
+        last = max([last] + [m.time for m in records.marks if m.attempt == attempt])
         timeline.barh(attempt, last - first, left=first - start, height=0.4, color=colours[attempt % len(colours)],
                       alpha=0.5)
         timeline.text(last - start, attempt, f"  steps {s0}-{s1}", va="center", fontsize=8)
+    _draw_lost_time(timeline, records, start)
     seen: set[str] = set()
+    stacked: dict[tuple[str, int], int] = {}  # marks of one kind in one attempt: labels one under the other
     for mark in records.marks:
         marker, colour, label = _STYLE[mark.kind]
         timeline.scatter(mark.time - start, mark.attempt, marker=marker, color=colour, s=80, zorder=3,
                          label=None if label in seen else label)
         seen.add(label)
-        if mark.kind != "checkpoint" or mark.step is not None:
-            text = f"{mark.step}" if mark.kind == "checkpoint" else (
-                f"step {mark.step}" if mark.step is not None else f"rank {mark.rank}")
-            timeline.annotate(text, (mark.time - start, mark.attempt), textcoords="offset points",
-                              xytext=(0, 8 if mark.kind == "checkpoint" else -14), ha="center", fontsize=7,
-                              color=colour)
+        if mark.kind == "checkpoint":
+            text, offset = f"{mark.step}", 8
+        else:
+            n = stacked[(mark.kind, mark.attempt)] = stacked.get((mark.kind, mark.attempt), -1) + 1
+            text = f"step {mark.step}" if mark.step is not None else f"rank {mark.rank}"
+            offset = -14 - 9 * n
+        timeline.annotate(text, (mark.time - start, mark.attempt), textcoords="offset points",
+                          xytext=(0, offset), ha="center", fontsize=7, color=colour)
     timeline.set_yticks(sorted(records.attempts) or [0])
     timeline.set_yticklabels([f"attempt {a}" for a in sorted(records.attempts)] or ["attempt 0"])
-    timeline.set_ylim(-0.7, max(records.attempts, default=0) + 0.7)
+    timeline.set_ylim(-0.7, max(records.attempts, default=0) + 1.3)  # room below the bars for the legend
     timeline.invert_yaxis()
     timeline.set_xlabel("seconds since the run started")
     timeline.legend(fontsize=8, loc="lower right", ncols=3)
@@ -75,6 +80,23 @@ def draw(records: RunRecords, out: Path, title: str = "") -> Path:
     fig.savefig(out, dpi=DPI)
     plt.close(fig)
     return out
+
+
+def _draw_lost_time(timeline, records: RunRecords, start: float) -> None:
+    """Shade what a fault cost: from the fault to its detection, and from there to the next attempt's start."""
+    for fault in records.of_kind("fault"):
+        found = [m for m in records.of_kind("detection") if m.attempt == fault.attempt and m.time >= fault.time]
+        restarts = [m for m in records.of_kind("restart") if m.attempt > fault.attempt and m.time >= fault.time]
+        end_hang = min((m.time for m in found), default=None)
+        if end_hang is not None:
+            timeline.axvspan(fault.time - start, end_hang - start, color="red", alpha=0.12)
+            timeline.text((fault.time + end_hang) / 2 - start, fault.attempt - 0.35,
+                          f"hung {end_hang - fault.time:.1f} s", ha="center", fontsize=7, color="red")
+        if restarts:
+            since = end_hang if end_hang is not None else fault.time
+            timeline.axvspan(since - start, restarts[0].time - start, color="grey", alpha=0.12)
+            timeline.text((since + restarts[0].time) / 2 - start, fault.attempt + 0.5,
+                          f"restart {restarts[0].time - since:.1f} s", ha="center", fontsize=7, color="dimgrey")
 
 
 def main(argv: list[str] | None = None) -> int:
