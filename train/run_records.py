@@ -80,9 +80,10 @@ def read_run(run_dir: str | Path) -> RunRecords:
     faults_seen: set[tuple[int, int]] = set()
     for m in read_metrics(run_dir):
         step, when, attempt = int(m["step"]), float(m["time"]), int(m.get("attempt", 0))
-        first, last, s0, s1 = records.attempts.get(attempt, (when, when, step, step))
-        records.attempts[attempt] = (min(first, when), max(last, when), min(s0, step), max(s1, step))
         event = m.get("event")
+        first, last, s0, s1 = records.attempts.get(attempt, (when, when, step, step))
+        done = step - 1 if event == "fault_injected" else step  # the fault fires before its step runs
+        records.attempts[attempt] = (min(first, when), max(last, when), min(s0, done), max(s1, done))
         if event == "checkpoint":
             records.marks.append(Mark("checkpoint", step, when, attempt))
         elif event == "attempt_start":
