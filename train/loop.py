@@ -16,8 +16,8 @@ from ft import FaultToleranceConfig, exit_codes
 from train import distributed, training_state
 from train.checkpointing import CheckpointStore, write_json_atomic
 from train.components import Components, build_components
+from train.config_checks import check_training_config, run_dir_of
 from train.distributed import DistributedContext
-from train.errors import TrainConfigError
 from train.faults import FaultPlan, current_attempt
 from train.metric_sinks import MetricsSinks, build_sinks
 from train.monitoring import FaultToleranceSession
@@ -30,22 +30,6 @@ log = logging.getLogger("train")  # every rank, into its own log file
 main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
 # Written by rank 0 when a run finishes: {"step": ..., "loss": ..., "val_loss": ...} (read by sweeps).
 FINAL_METRICS = "final_metrics.json"
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    """The run directory: ``cfg.run_dir`` (``${hydra:runtime.output_dir}`` under @hydra.main)."""
-    try:
-        return Path(str(cfg.run_dir)).absolute()
-    except Exception as exc:  # compose() without a run_dir override cannot resolve ${hydra:...}
-        raise TrainConfigError(f"run_dir: cannot be resolved ({exc}); pass run_dir=<dir>") from None
-
-
-def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> int:
-    section, name = key.split(".")
-    value = cfg[section].get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
-        raise TrainConfigError(f"{key}: expected a whole number >= {0 if allow_zero else 1}, got {value!r}")
-    return value
 
 
 @dataclass
@@ -69,13 +53,7 @@ def run(cfg: DictConfig) -> int:
     """Train to ``trainer.max_steps``; returns ``exit_codes.FINISHED`` (0) or ``STOPPED_ON_REQUEST`` (75)."""
     ft_config = FaultToleranceConfig.from_mapping(cfg.fault_tolerance)
     fault = FaultPlan.from_config(cfg.get("fault"))
-    for key in ("trainer.max_steps", "trainer.log_every", "checkpoint.every", "checkpoint.keep_last"):
-        _positive(cfg, key)
-    for old, new in (("val_every", "eval_every"), ("val_batches", "eval_batches")):
-        if old in cfg.trainer:
-            raise TrainConfigError(f"trainer.{old}: renamed trainer.{new}; rename it in your config")
-    _positive(cfg, "trainer.eval_every", allow_zero=True)
-    StepSettings.from_config(cfg.trainer)  # bad grad_accum / clip_grad_norm / precision: exit 2 before any start
+    check_training_config(cfg)
     run_dir = run_dir_of(cfg)
     store = CheckpointStore(run_dir / cfg.checkpoint.dir, cfg.checkpoint.keep_last)
 
@@ -110,7 +88,7 @@ def build_and_resume(state: TrainingRun) -> None:
         if not state.store.checkpoints() and state.attempt == 0:
             show_config(cfg, state.run_dir / "config_tree.log")
     main_log.info("run dir %s | attempt %d | %d rank(s) on %s | hang detection %s", state.run_dir, state.attempt,
-                  ctx.world_size, ctx.device.type, _detection_summary(state.session))
+                  ctx.world_size, ctx.device.type, state.session.detection_summary())
     if fault.kind != "none" and fault.rank >= ctx.world_size:
         main_log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
                          fault.rank, ctx.world_size, fault.kind)
@@ -126,20 +104,6 @@ def build_and_resume(state: TrainingRun) -> None:
         state.step = training_state.resume(ctx, state.store, state.stateful, state.fingerprint,
                                            bool(cfg.checkpoint.get("allow_fresh_start", False)))
         state.session.heartbeat()
-
-
-def _detection_summary(session: FaultToleranceSession) -> str:
-    client = session.client
-    if client is None:
-        return "off (fault_tolerance.enabled=false)"
-    if not client.is_monitored:
-        return "off (not started by ft_launcher)"
-    t = client.hb_timeouts
-    if t.initial is None and t.subsequent is None:
-        return "off until timeouts are calculated" if session.config.calibrate else "off (timeouts are null)"
-    fmt = lambda v: "none" if v is None else f"{v:g} s"  # noqa: E731
-    source = "calculated" if t.were_calculated else "config"
-    return f"on (initial {fmt(t.initial)}, per-step {fmt(t.subsequent)}, {source})"
 
 
 def save_checkpoint(state: TrainingRun, at: int) -> None:

@@ -129,6 +129,20 @@ class FaultToleranceSession:
         if self.client is not None:
             self.client.shutdown_workload_monitoring()
 
+    def detection_summary(self) -> str:
+        """One phrase for the start-up line: is hang detection on, and with which timeouts."""
+        client = self.client
+        if client is None:
+            return "off (fault_tolerance.enabled=false)"
+        if not client.is_monitored:
+            return "off (not started by ft_launcher)"
+        t = client.hb_timeouts
+        if t.initial is None and t.subsequent is None:
+            return "off until timeouts are calculated" if self.config.calibrate else "off (timeouts are null)"
+        fmt = lambda v: "none" if v is None else f"{v:g} s"  # noqa: E731
+        source = "calculated" if t.were_calculated else "config"
+        return f"on (initial {fmt(t.initial)}, per-step {fmt(t.subsequent)}, {source})"
+
     # ------------------------------------------------------------------ calibration
     def note_checkpoint_saved(self, step: int, seconds: float) -> None:
         if self._calibrate_at is None:
