@@ -25,7 +25,7 @@ demo: $(VENV)/.installed ## 2 ranks on CPU, a hang injected in attempt 0: detect
 	@echo "      Watch ft_launcher find the silent rank within ~2 s, restart both ranks, and resume from step 100."
 	$(VENV)/bin/ft_launcher --standalone --nproc-per-node=2 --max-restarts=2 train.py \
 	    fault=hang fault.rank=1 fault.step=120 fault_tolerance=demo \
-	    trainer.max_steps=300 trainer.log_every=25 trainer.val_every=100 checkpoint.every=50
+	    trainer.max_steps=300 trainer.log_every=25 trainer.eval_every=100 checkpoint.every=50
 
 test: $(VENV)/.installed ## unit and integration tests (real ft_launcher processes on gloo)
 	$(PY) -m pytest

@@ -32,7 +32,7 @@ FAULTS = ("kill rank", "stop rank", "sigterm launcher", "sigkill launcher")
 
 
 def job(run_dir: Path, max_steps: int) -> list[str]:
-    return ["train.py", f"trainer.max_steps={max_steps}", "checkpoint.every=25", "trainer.val_every=0",
+    return ["train.py", f"trainer.max_steps={max_steps}", "checkpoint.every=25", "trainer.eval_every=0",
             "trainer.log_every=50", "trainer.progress=false", "fault_tolerance=demo", f"hydra.run.dir={run_dir}"]
 
 

@@ -3,13 +3,16 @@
 Importable without Hydra, ``launcher`` or ``train``.
 """
 
+from ft import exit_codes
 from ft.client import RankMonitorClient
 from ft.config import FaultToleranceConfig, FaultToleranceConfigError, register_configs
+from ft.distributed import all_reduce_max, process_group_active
 from ft.errors import RankMonitorClientError, RankMonitorError, RankMonitorStateError
 from ft.events import RankEvent
 from ft.monitor import RankMonitor
-from ft.preemption import PreemptionGuard
+from ft.preemption import PreemptionGuard, stop_signals_from_env
 from ft.timeouts import HeartbeatTimeouts
+from ft.timeouts import from_state_dict as timeouts_from_state_dict
 from ft.wire import ENDPOINT_ENV
 
 __all__ = [
@@ -24,5 +27,10 @@ __all__ = [
     "RankMonitorClientError",
     "RankMonitorError",
     "RankMonitorStateError",
+    "all_reduce_max",
+    "exit_codes",
+    "process_group_active",
     "register_configs",
+    "stop_signals_from_env",
+    "timeouts_from_state_dict",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,7 +31,9 @@ class Components:
     optimizer: torch.optim.Optimizer
     scheduler: Any | None
     train_batches: ShardedBatches
-    val_batches: list[tuple[torch.Tensor, torch.Tensor]]
+    eval_batches: list[tuple[torch.Tensor, torch.Tensor]]
+    # More checkpointed parts (an EMA of the weights, a grad scaler): name -> object with state_dict().
+    extra_state: dict[str, Any] = field(default_factory=dict)
 
 
 def build(node: DictConfig, what: str, **kwargs: Any) -> Any:
@@ -65,7 +67,7 @@ def build_components(cfg: DictConfig, ctx: DistributedContext) -> Components:
                                        persistent_workers=bool(cfg.data.get("persistent_workers", True)))
     except (ValueError, TypeError) as exc:
         raise TrainConfigError(f"data: {exc}") from None
-    val_batches = fixed_batches(val_dataset, int(cfg.data.batch_size), int(cfg.trainer.val_batches)) if val_dataset else []
+    eval_batches = fixed_batches(val_dataset, int(cfg.data.batch_size), int(cfg.trainer.eval_batches)) if val_dataset else []
 
     module = build(cfg.model, "model").to(ctx.device)
     criterion = build(cfg.criterion, "criterion")
@@ -76,12 +78,15 @@ def build_components(cfg: DictConfig, ctx: DistributedContext) -> Components:
         scheduler = _call(build(cfg.optim.scheduler, "optim.scheduler"), "optim.scheduler", optimizer)
 
     model: nn.Module = module
+    if cfg.trainer.get("compile", False):
+        # The bare module stays what is saved; the compiled one shares its parameters.
+        model = torch.compile(module)
     if ctx.is_distributed:
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        model = DistributedDataParallel(module, device_ids=device_ids)
+        model = DistributedDataParallel(model, device_ids=device_ids)
     # From here on each rank draws its own random numbers (dropout masks differ across ranks).
     rng.seed_everything(int(cfg.seed) + 1 + ctx.rank)
     params = sum(p.numel() for p in module.parameters())
     log.info("model %s: %s parameters; %d batches of %d per epoch per rank",
              type(module).__name__, f"{params:,}", train_batches.batches_per_epoch, train_batches.batch_size)
-    return Components(model, module, criterion, optimizer, scheduler, train_batches, val_batches)
+    return Components(model, module, criterion, optimizer, scheduler, train_batches, eval_batches)

@@ -10,7 +10,7 @@ Numbers are range-checked where they are used (``train.loop``), with one-line me
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional  # noqa: F401 (OmegaConf needs typing.Optional, not X | None)
+from typing import Optional  # OmegaConf needs typing.Optional, not X | None
 
 
 @dataclass
@@ -20,10 +20,18 @@ class TrainerSchema:
     device: str = "auto"
     max_steps: int = 200
     log_every: int = 20
-    val_every: int = 100
-    val_batches: int = 4
+    eval_every: int = 100
+    eval_batches: int = 4
     progress: bool = True
     dist_timeout_s: float = 1800.0
+    grad_accum: int = 1
+    clip_grad_norm: Optional[float] = None  # noqa: UP045
+    precision: str = "32"
+    compile: bool = False
+    # Renamed to eval_every / eval_batches: accepted here only so that an old config gets a message
+    # naming the new key (train.config_checks) instead of a bare "key not in schema".
+    val_every: Optional[int] = None  # noqa: UP045
+    val_batches: Optional[int] = None  # noqa: UP045
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ft.preemption import stop_signals_from_env
+from ft import stop_signals_from_env
 
 _SPLIT_OFFSETS = {"train": 0, "val": 1_000_003}
 _PR_SET_PDEATHSIG = 1
@@ -163,6 +163,11 @@ class ShardedBatches:
             batch = next(self._iter)
         self.batch_index += 1
         return batch
+
+    def peek(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch, fetched here without moving the position (a compile warm-up's input)."""
+        epoch, index = (self.epoch + 1, 0) if self.batch_index >= self.batches_per_epoch else (self.epoch, self.batch_index)
+        return self._fetch[(epoch, index)]
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batch_index": self.batch_index, "seed": self.seed}

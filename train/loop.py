@@ -3,50 +3,57 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import torch
 from omegaconf import DictConfig
 
-from ft import FaultToleranceConfig
-from ft.exit_codes import FINISHED, STOPPED_ON_REQUEST
+from ft import FaultToleranceConfig, exit_codes
 from train import distributed, training_state
-from train.checkpointing import CheckpointStore
+from train.checkpointing import CheckpointStore, write_json_atomic
 from train.components import Components, build_components
+from train.config_checks import check_training_config, run_dir_of
 from train.distributed import DistributedContext
-from train.errors import TrainConfigError
 from train.faults import FaultPlan, current_attempt
+from train.metric_sinks import MetricsSinks, build_sinks
 from train.monitoring import FaultToleranceSession
-from train.reporting import MetricsWriter, ProgressReport, show_config
+from train.ranked_logging import RankedLogger
+from train.reporting import ProgressReport, show_config
+from train.sampling import log_samples
+from train.step import StepSettings, evaluate, train_step, warm_up_compiled
 
-log = logging.getLogger("train")
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    """The run directory: ``cfg.run_dir`` (``${hydra:runtime.output_dir}`` under @hydra.main)."""
-    try:
-        return Path(str(cfg.run_dir)).absolute()
-    except Exception as exc:  # compose() without a run_dir override cannot resolve ${hydra:...}
-        raise TrainConfigError(f"run_dir: cannot be resolved ({exc}); pass run_dir=<dir>") from None
+log = logging.getLogger("train")  # every rank, into its own log file
+main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
+# Written by rank 0 when a run finishes: {"step": ..., "loss": ..., "val_loss": ...} (read by sweeps).
+FINAL_METRICS = "final_metrics.json"
 
 
-def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> int:
-    section, name = key.split(".")
-    value = cfg[section].get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
-        raise TrainConfigError(f"{key}: expected a whole number >= {0 if allow_zero else 1}, got {value!r}")
-    return value
+@dataclass
+class TrainingRun:
+    """Everything one attempt of one rank works with, in one place (instead of long argument lists)."""
+
+    cfg: DictConfig
+    dist: DistributedContext
+    session: FaultToleranceSession
+    store: CheckpointStore
+    fault: FaultPlan
+    run_dir: Path
+    attempt: int
+    parts: Components | None = None  # built by build_and_resume
+    stateful: dict[str, Any] = field(default_factory=dict)  # what a checkpoint saves (training_state)
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    step: int = 0
 
 
 def run(cfg: DictConfig) -> int:
-    """Train to ``trainer.max_steps``; returns FINISHED (0) or STOPPED_ON_REQUEST (75)."""
+    """Train to ``trainer.max_steps``; returns ``exit_codes.FINISHED`` (0) or ``STOPPED_ON_REQUEST`` (75)."""
     ft_config = FaultToleranceConfig.from_mapping(cfg.fault_tolerance)
     fault = FaultPlan.from_config(cfg.get("fault"))
-    for key in ("trainer.max_steps", "trainer.log_every", "checkpoint.every", "checkpoint.keep_last"):
-        _positive(cfg, key)
-    _positive(cfg, "trainer.val_every", allow_zero=True)
+    check_training_config(cfg)
     run_dir = run_dir_of(cfg)
     store = CheckpointStore(run_dir / cfg.checkpoint.dir, cfg.checkpoint.keep_last)
 
@@ -57,8 +64,10 @@ def run(cfg: DictConfig) -> int:
     session.start_section("init")  # ends before the first step: process group, model, data, resume
     session.install_stop_handler()
     ctx = distributed.setup(float(cfg.trainer.get("dist_timeout_s", 1800)), str(cfg.trainer.get("device", "auto")))
+    state = TrainingRun(cfg, ctx, session, store, fault, run_dir, current_attempt())
     try:
-        code = _train(cfg, ctx, session, store, fault, run_dir)
+        build_and_resume(state)
+        code = train_to_the_end(state)
     except BaseException:
         # Another rank may be gone: leave the group first, so shutting down runs no collective.
         distributed.teardown(ctx)
@@ -71,66 +80,62 @@ def run(cfg: DictConfig) -> int:
     return code
 
 
-def _train(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSession,
-           store: CheckpointStore, fault: FaultPlan, run_dir: Path) -> int:
-    attempt = current_attempt()
-    fresh = not store.checkpoints()
+def build_and_resume(state: TrainingRun) -> None:
+    """Say where and how the attempt runs, build the components, load the newest checkpoint into them."""
+    cfg, ctx, fault = state.cfg, state.dist, state.fault
     if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if fresh and attempt == 0:
-            show_config(cfg, run_dir / "config_tree.log")
-        log.info("run dir %s | attempt %d | %d rank(s) on %s | hang detection %s", run_dir, attempt,
-                 ctx.world_size, ctx.device.type, _detection_summary(session))
-        if fault.kind != "none" and fault.rank >= ctx.world_size:
-            log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
-                        fault.rank, ctx.world_size, fault.kind)
-    parts = build_components(cfg, ctx)
-    fp = training_state.fingerprint(cfg)
-    step = 0
+        state.run_dir.mkdir(parents=True, exist_ok=True)
+        if not state.store.checkpoints() and state.attempt == 0:
+            show_config(cfg, state.run_dir / "config_tree.log")
+    main_log.info("run dir %s | attempt %d | %d rank(s) on %s | hang detection %s", state.run_dir, state.attempt,
+                  ctx.world_size, ctx.device.type, state.session.detection_summary())
+    if fault.kind != "none" and fault.rank >= ctx.world_size:
+        main_log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
+                         fault.rank, ctx.world_size, fault.kind)
+    state.parts = build_components(cfg, ctx)
+    state.fingerprint = training_state.fingerprint(cfg)
+    state.stateful = training_state.checkpoint_parts(ctx, state.parts, state.session)
+    if cfg.trainer.get("compile", False):
+        began = time.perf_counter()
+        warm_up_compiled(state.parts, ctx.device, StepSettings.from_config(cfg.trainer))
+        main_log.info("torch.compile: model compiled in %.1f s (before the first heartbeat)", time.perf_counter() - began)
     if cfg.checkpoint.get("resume", True):
-        session.heartbeat()
-        step, ft_state = training_state.resume(ctx, store, parts, fp,
-                                               bool(cfg.checkpoint.get("allow_fresh_start", False)))
-        session.load_state_dict(ft_state)
-        session.heartbeat()
-    return _loop(cfg, ctx, session, store, fault, parts, fp, step, run_dir, attempt)
+        state.session.heartbeat()
+        state.step = training_state.resume(ctx, state.store, state.stateful, state.fingerprint,
+                                           bool(cfg.checkpoint.get("allow_fresh_start", False)))
+        state.session.heartbeat()
 
 
-def _detection_summary(session: FaultToleranceSession) -> str:
-    client = session.client
-    if client is None:
-        return "off (fault_tolerance.enabled=false)"
-    if not client.is_monitored:
-        return "off (not started by ft_launcher)"
-    t = client.hb_timeouts
-    if t.initial is None and t.subsequent is None:
-        return "off until timeouts are calculated" if session.config.calibrate else "off (timeouts are null)"
-    fmt = lambda v: "none" if v is None else f"{v:g} s"  # noqa: E731
-    source = "calculated" if t.were_calculated else "config"
-    return f"on (initial {fmt(t.initial)}, per-step {fmt(t.subsequent)}, {source})"
+def save_checkpoint(state: TrainingRun, at: int) -> None:
+    """A collective save inside the ``checkpoint`` section, heartbeats around it."""
+    session, fault, rank = state.session, state.fault, state.dist.rank
+    session.heartbeat()
+    session.start_section("checkpoint")
+    began = time.perf_counter()
+    path = training_state.save(state.dist, state.store, state.stateful, at, state.fingerprint,
+                               in_save=lambda: fault.in_checkpoint_save(rank, at))
+    if path is not None:
+        session.persist_state()
+    session.end_section("checkpoint")
+    session.note_checkpoint_saved(at, time.perf_counter() - began)
+    session.heartbeat()
 
 
-def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSession, store: CheckpointStore,
-          fault: FaultPlan, parts: Components, fp: dict[str, str], step: int, run_dir: Path,
-          attempt: int) -> int:
+def train_to_the_end(state: TrainingRun) -> int:
+    """The step loop from ``state.step`` to ``trainer.max_steps``, or to an agreed stop."""
+    cfg, ctx, session, parts = state.cfg, state.dist, state.session, state.parts
+    assert parts is not None
+    settings = StepSettings.from_config(cfg.trainer)
     max_steps, every = int(cfg.trainer.max_steps), int(cfg.checkpoint.every)
-    val_every, log_every = int(cfg.trainer.val_every), int(cfg.trainer.log_every)
-    device, heartbeat = ctx.device, session.heartbeat
-    metrics = MetricsWriter(run_dir / "metrics.jsonl", attempt) if ctx.is_main else None
+    eval_every, log_every = int(cfg.trainer.eval_every), int(cfg.trainer.log_every)
+    device, heartbeat, fault = ctx.device, session.heartbeat, state.fault
+    step = state.step
+    sinks = build_sinks(cfg.get("logger"), state.run_dir, state.attempt, step) if ctx.is_main else MetricsSinks([])
     report = ProgressReport(max_steps, step, log_every, enabled=ctx.is_main and bool(cfg.trainer.progress))
     last_saved, started, first_step = step, time.perf_counter(), step
-
-    def save(at: int) -> None:
-        session.heartbeat()
-        session.start_section("checkpoint")
-        began = time.perf_counter()
-        path = training_state.save(ctx, store, parts, at, fp, session.state_dict(),
-                                   in_save=lambda: fault.in_checkpoint_save(ctx.rank, at))
-        if path is not None:
-            session.persist_state()
-        session.end_section("checkpoint")
-        session.note_checkpoint_saved(at, time.perf_counter() - began)
-        session.heartbeat()
+    if state.attempt > 0 or step > 0:  # where a restart (or a relaunch) picked up: curves show the lost time
+        sinks.log({"event": "attempt_start", "attempt": state.attempt, "resumed_from": step}, step)
+    fault_here = fault.kind in _STEP_FAULTS and fault.attempt == state.attempt and fault.rank < ctx.world_size
 
     if step >= max_steps:
         log.info("already at step %d of %d: nothing to do", step, max_steps)
@@ -140,8 +145,10 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
     try:
         while step < max_steps:
             start_section("step")
+            if fault_here and step + 1 == fault.step:
+                sinks.log({"event": "fault_injected", "kind": fault.kind, "rank": fault.rank}, step + 1)
             fault.before_step(ctx.rank, step + 1)
-            loss = train_step(parts, device)
+            loss, grad_norm = train_step(parts, device, settings)
             step += 1
             end_section("step")
             heartbeat()
@@ -149,63 +156,63 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
             due = ctx.is_main and report.due(step)  # only then is the loss synchronised to the host
             loss_value = loss.item() if due else None
             report.step(step, loss_value)
-            if due and metrics is not None:
-                metrics.write(step, loss=round(loss_value, 6), steps_per_s=round(report.steps_per_s, 2))
-            if val_every and step % val_every == 0:
-                _validate(ctx, parts, session, step, metrics)
+            if due:
+                values = {"loss": round(loss_value, 6), "steps_per_s": round(report.steps_per_s, 2)}
+                if grad_norm is not None:
+                    values["grad_norm"] = round(grad_norm, 6)
+                sinks.log({**values, "lr": parts.optimizer.param_groups[0]["lr"]}, step)
+            if eval_every and step % eval_every == 0:
+                _evaluate(state, step, settings, sinks)
             if step % every == 0 or step == max_steps:
-                save(step)
+                save_checkpoint(state, step)
+                sinks.log({"event": "checkpoint"}, step)
                 last_saved = step
             session.maybe_calibrate(step)
             if step < max_steps and session.should_stop(step):
                 if last_saved != step:
-                    save(step)
+                    save_checkpoint(state, step)
+                    sinks.log({"event": "checkpoint"}, step)
+                sinks.log({"event": "stopped_on_request"}, step)
                 log.log(logging.WARNING if ctx.is_main else logging.INFO,
                         "stopped on request after step %d (checkpoint saved); relaunch with the same "
-                        "run dir to continue: hydra.run.dir=%s", step, run_dir)
-                return STOPPED_ON_REQUEST
+                        "run dir to continue: hydra.run.dir=%s", step, state.run_dir)
+                return exit_codes.STOPPED_ON_REQUEST
     finally:
         parts.train_batches.close()  # loader worker processes end with the loop, whatever ended it
         report.close()
-        if metrics is not None:
-            metrics.close()
+        sinks.close()
     elapsed = time.perf_counter() - started
-    if ctx.is_main and step > first_step:
-        log.info("done: step %d/%d, %.1f steps/s over this attempt's %d steps; final checkpoint in %s",
-                 step, max_steps, (step - first_step) / elapsed, step - first_step, store.directory)
-    return FINISHED
-
-
-def train_step(parts: Components, device: torch.device) -> torch.Tensor:
-    """One optimizer step on the next batch; returns the loss (not synchronised to the host)."""
-    inputs, targets = next(parts.train_batches)
-    inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-    parts.optimizer.zero_grad(set_to_none=True)
-    loss = parts.criterion(parts.model(inputs), targets)
-    loss.backward()
-    parts.optimizer.step()
-    if parts.scheduler is not None:
-        parts.scheduler.step()
-    return loss
-
-
-@torch.no_grad()
-def _validate(ctx: DistributedContext, parts: Components, session: FaultToleranceSession, step: int,
-              metrics: MetricsWriter | None) -> None:
-    """Loss on fixed validation batches (same on every rank: no collective), a heartbeat per batch."""
-    if not parts.val_batches:
-        return
-    session.start_section("validation")
-    parts.module.eval()
-    total = 0.0
-    for inputs, targets in parts.val_batches:
-        total += parts.criterion(parts.module(inputs.to(ctx.device)), targets.to(ctx.device)).item()
-        session.heartbeat()
-    parts.module.train()
-    session.end_section("validation")
-    session.note_validated()
-    val_loss = total / len(parts.val_batches)
+    if step > first_step:
+        main_log.info("done: step %d/%d, %.1f steps/s over this attempt's %d steps; final checkpoint in %s",
+                      step, max_steps, (step - first_step) / elapsed, step - first_step, state.store.directory)
     if ctx.is_main:
-        log.info("step %d  val_loss %.4f", step, val_loss)
-        if metrics is not None:
-            metrics.write(step, val_loss=round(val_loss, 6))
+        _finish(state, step, sinks.last)
+    return exit_codes.FINISHED
+
+
+# Faults that fire as a step begins (the loop logs them as events on rank 0 before they fire).
+_STEP_FAULTS = ("hang", "kill", "exception", "sigterm")
+
+
+def _finish(state: TrainingRun, step: int, last: dict[str, Any]) -> None:
+    """Rank 0 of a finished run: ``final_metrics.json`` (last value of each metric), then text samples."""
+    if last:  # a relaunch of a finished run trains nothing and keeps the file it wrote
+        write_json_atomic(state.run_dir / FINAL_METRICS, {"step": step, **last})
+    if state.cfg.get("sample") and state.parts is not None:
+        log_samples(state.parts.module, state.cfg.sample, state.dist.device)
+
+
+def _evaluate(state: TrainingRun, step: int, settings: StepSettings, sinks: MetricsSinks) -> None:
+    """Validation inside the ``validation`` section; rank 0 logs val_loss (and val_ppl for a language model)."""
+    session = state.session
+    session.start_section("validation")
+    val_loss = evaluate(state.parts, state.dist.device, settings, session.heartbeat)
+    session.end_section("validation")
+    if val_loss is None:
+        return
+    session.note_validated()
+    values = {"val_loss": round(val_loss, 6)}
+    if state.cfg.data.get("perplexity", False):
+        values["val_ppl"] = round(math.exp(min(val_loss, 50.0)), 4)
+    main_log.info("step %d  %s", step, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+    sinks.log(values, step)

@@ -12,10 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ft import FaultToleranceConfig, PreemptionGuard, RankMonitorClient, RankMonitorStateError
-from ft.distributed import all_reduce_max, process_group_active
-from ft.preemption import stop_signals_from_env
-from ft.timeouts import from_state_dict
+from ft import (
+    FaultToleranceConfig,
+    PreemptionGuard,
+    RankMonitorClient,
+    RankMonitorStateError,
+    all_reduce_max,
+    process_group_active,
+    stop_signals_from_env,
+    timeouts_from_state_dict,
+)
 from train.checkpointing import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -123,6 +129,20 @@ class FaultToleranceSession:
         if self.client is not None:
             self.client.shutdown_workload_monitoring()
 
+    def detection_summary(self) -> str:
+        """One phrase for the start-up line: is hang detection on, and with which timeouts."""
+        client = self.client
+        if client is None:
+            return "off (fault_tolerance.enabled=false)"
+        if not client.is_monitored:
+            return "off (not started by ft_launcher)"
+        t = client.hb_timeouts
+        if t.initial is None and t.subsequent is None:
+            return "off until timeouts are calculated" if self.config.calibrate else "off (timeouts are null)"
+        fmt = lambda v: "none" if v is None else f"{v:g} s"  # noqa: E731
+        source = "calculated" if t.were_calculated else "config"
+        return f"on (initial {fmt(t.initial)}, per-step {fmt(t.subsequent)}, {source})"
+
     # ------------------------------------------------------------------ calibration
     def note_checkpoint_saved(self, step: int, seconds: float) -> None:
         if self._calibrate_at is None:
@@ -199,7 +219,7 @@ class FaultToleranceSession:
             log.warning("ignoring unreadable %s (%s); timeouts come from the config", self.state_path, exc)
             return None
         try:
-            from_state_dict(state)
+            timeouts_from_state_dict(state)
         except RankMonitorStateError as exc:
             log.warning("ignoring %s: %s", self.state_path, exc)
             return None

@@ -1,14 +1,12 @@
-"""What a person sees: per-rank logging, the config tree, the progress bar or log lines, metrics.jsonl."""
+"""What a person sees: per-rank logging, the config tree, the progress bar or log lines."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -59,21 +57,6 @@ def show_config(cfg: DictConfig, save_to: Path) -> None:
     CONSOLE.print(tree)
     with save_to.open("w") as f:
         Console(file=f, width=110, no_color=True).print(tree)
-
-
-class MetricsWriter:
-    """Appends one JSON object per line to ``metrics.jsonl`` (rank 0); flushed, so it can be tailed."""
-
-    def __init__(self, path: Path, attempt: int) -> None:
-        self.attempt = attempt
-        self._file = path.open("a", buffering=1)
-
-    def write(self, step: int, **values: Any) -> None:
-        record = {"step": step, "time": round(time.time(), 3), "attempt": self.attempt, **values}
-        self._file.write(json.dumps(record) + "\n")
-
-    def close(self) -> None:
-        self._file.close()
 
 
 class ProgressReport:

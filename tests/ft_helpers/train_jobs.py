@@ -23,7 +23,7 @@ FT_LAUNCHER = [str(BIN / "ft_launcher"), "--standalone", "--nproc-per-node=2"]
 TORCHRUN = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node=2"]
 # One schedule for every run, so final weights can be compared bit for bit.
 MAX_STEPS = 400
-RUN = [f"trainer.max_steps={MAX_STEPS}", "trainer.log_every=10", "trainer.val_every=100",
+RUN = [f"trainer.max_steps={MAX_STEPS}", "trainer.log_every=10", "trainer.eval_every=100",
        "checkpoint.every=50", "trainer.progress=false"]
 FAST_DETECTION = ["fault_tolerance=demo"]  # 2 s heartbeat timeout
 

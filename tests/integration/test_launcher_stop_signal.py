@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 FT_LAUNCHER = [str(Path(sys.executable).parent / "ft_launcher"), "--standalone", "--nproc-per-node=2",
                "--stop-signal=SIGUSR1"]
 # slow: 20 ms before each step, so the job is surely still running when the signal comes.
-RUN = ["trainer.max_steps=400", "trainer.log_every=10", "trainer.val_every=0", "checkpoint.every=1000",
+RUN = ["trainer.max_steps=400", "trainer.log_every=10", "trainer.eval_every=0", "checkpoint.every=1000",
        "trainer.progress=false", "fault=slow", "fault.seconds=0.02"]
 
 

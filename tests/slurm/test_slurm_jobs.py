@@ -18,7 +18,7 @@ from slurm_cluster import SBATCH_FILE, Job, SlurmCluster, wait_for
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("time_limited", "without_scontrol")]
 
 TWO_RANKS = {"CPU_RANKS_PER_NODE": "2"}
-QUIET = ["trainer.progress=false", "trainer.val_every=0", "checkpoint.every=10000"]
+QUIET = ["trainer.progress=false", "trainer.eval_every=0", "checkpoint.every=10000"]
 # At least 92 s of steps (a 0.2 s pause before each; the pause, not the machine, sets the pace): longer
 # than a time-limited run below can last before its warning, so it is always signalled.
 LONG_STEPS = 460

@@ -38,3 +38,28 @@ def _imported_top_levels(package: str) -> set[str]:
 )
 def test_packages_respect_the_import_rules(package, forbidden):
     assert not (_imported_top_levels(package) & forbidden)
+
+
+def _names_imported_from_ft(package: str) -> dict[str, set[str]]:
+    """Every ``from ft... import name`` and ``import ft.x`` in ``package``, by file."""
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and (
+                    node.module == "ft" or node.module.startswith("ft.")):
+                names = {alias.name for alias in node.names} if node.module == "ft" else {node.module}
+                found.setdefault(str(path.relative_to(ROOT)), set()).update(names)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("ft."):
+                        found.setdefault(str(path.relative_to(ROOT)), set()).add(alias.name)
+    return found
+
+
+def test_train_uses_only_names_that_ft_exports():
+    """train depends on ft's public surface (``ft.__all__``), never on its modules' insides."""
+    import ft
+
+    for path, names in _names_imported_from_ft("train").items():
+        private = {n for n in names if n.startswith("ft.") or n not in ft.__all__}
+        assert not private, f"{path} imports {sorted(private)}, which ft/__init__.py does not export"

@@ -11,16 +11,20 @@ from omegaconf import OmegaConf
 
 import train
 
-GROUPS = ["model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "debug", "experiment"]
+GROUPS = ["model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "logger", "debug", "experiment"]
 
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+# Options that only make sense together (a language model reads token ids, not feature vectors).
+PARTNERS = {"data=text": ["model=gpt", "criterion._target_=train.gpt.TokenCrossEntropy"], "model=gpt": ["data=text"]}
+
+
 @pytest.mark.parametrize("override", [f"{g}={o}" for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_resolves(compose_config, override, tmp_path):
-    cfg = compose_config(override, f"run_dir={tmp_path}")
+    cfg = compose_config(override, *PARTNERS.get(override, []), f"run_dir={tmp_path}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["run_dir"] == str(tmp_path)
     for key in ("model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "criterion"):
@@ -101,3 +105,23 @@ def test_the_launcher_composes_with_the_same_schemas_without_importing_the_loop(
     assert result.returncode == 2, result.stdout + result.stderr
     assert "trainer.max_step" in result.stderr and "TrainerSchema" in result.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_several_loggers_at_once(compose_config, tmp_path):
+    cfg = compose_config("logger=[jsonl,csv,tensorboard]", f"run_dir={tmp_path}")
+    assert sorted(cfg.logger) == ["csv", "jsonl", "tensorboard"]
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("trainer.grad_accum=0", "trainer.grad_accum"),
+    ("trainer.clip_grad_norm=-1", "trainer.clip_grad_norm"),
+    ("trainer.precision=fp8", "trainer.precision"),
+])
+def test_bad_step_settings_name_their_key(compose_config, tmp_path, override, key):
+    with pytest.raises(train.TrainConfigError, match=key):
+        train.run(compose_config(override, f"run_dir={tmp_path}", "trainer.progress=false"))
+
+
+def test_old_validation_keys_are_refused_with_their_new_names(compose_config, tmp_path):
+    with pytest.raises(train.TrainConfigError, match="renamed trainer.eval_every"):
+        train.run(compose_config("trainer.val_every=5", f"run_dir={tmp_path}"))

@@ -11,7 +11,7 @@ import train
 from ft.exit_codes import FINISHED, STOPPED_ON_REQUEST
 from train.checkpointing import CheckpointStore
 
-COMMON = ("trainer.max_steps=12", "trainer.log_every=1", "trainer.val_every=6", "checkpoint.every=4",
+COMMON = ("trainer.max_steps=12", "trainer.log_every=1", "trainer.eval_every=6", "checkpoint.every=4",
           "trainer.progress=false")
 
 
