@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.train_jobs import FAST_DETECTION, FT_LAUNCHER, final_checkpoint, launch, metrics  # noqa: E402
+from ft_helpers.train_jobs import FAST_DETECTION, FT_LAUNCHER, final_checkpoint, launch, metrics
 
 pytestmark = pytest.mark.integration
 
