@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,9 +61,9 @@ class WorkerGroupContext(PContext):
         self._policy = policy or EndPolicy()
         self.close(death_sig, timeout)
 
+    @abstractmethod
     def exit_codes(self) -> dict[int, int | None]:
         """Exit code per local rank, None while running (negative: ended by that signal)."""
-        raise NotImplementedError
 
     def _poll(self) -> RunProcsResult | None:
         codes = self.exit_codes()
