@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -10,10 +11,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ft import FaultToleranceConfig
+from ft import FaultToleranceConfig, final_metrics
 from ft.exit_codes import FINISHED, STOPPED_ON_REQUEST
 from train import distributed, training_state
-from train.checkpointing import CheckpointStore
+from train.checkpointing import CheckpointStore, write_json_atomic
 from train.components import Components, build_components
 from train.distributed import DistributedContext
 from train.errors import TrainConfigError
@@ -169,6 +170,12 @@ def _loop(cfg: DictConfig, ctx: DistributedContext, session: FaultToleranceSessi
         report.close()
         if metrics is not None:
             metrics.close()
+    if ctx.is_main:  # the last logged value of each metric, for sweepers (ft/final_metrics.py)
+        path, last = run_dir / "metrics.jsonl", {}
+        for line in path.read_text().splitlines() if path.exists() else []:
+            last.update(json.loads(line) if line.endswith("}") else {})
+        values = {k: v for k, v in last.items() if k not in ("time", "attempt")}
+        write_json_atomic(run_dir / final_metrics.FILE_NAME, {**values, "step": step})
     elapsed = time.perf_counter() - started
     if ctx.is_main and step > first_step:
         log.info("done: step %d/%d, %.1f steps/s over this attempt's %d steps; final checkpoint in %s",
