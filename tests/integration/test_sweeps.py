@@ -116,3 +116,11 @@ def test_optuna_search_of_three_trials_each_surviving_a_crash(tmp_path):
         assert point["value"] == json.loads((Path(point["run_dir"]) / "final_metrics.json").read_text())["val_loss"]
     best = (tmp_path / "optimization_results.yaml").read_text()
     assert f"best_value: {min(values)}" in best, best
+
+
+def test_hydras_own_launcher_warns_once_that_points_run_unwatched_and_returns_the_metric(tmp_path):
+    code, out, _ = sweep(tmp_path, "seed=1,2", "trainer.max_steps=2", "trainer.log_every=1",
+                         "trainer.optimized_metric=loss", timeout=120)
+    assert code == 0, out[-4000:]
+    assert out.count("add hydra/launcher=ft to run each point as its own fault-tolerant job") == 1, out[-4000:]
+    assert all((tmp_path / n / "final_metrics.json").exists() for n in ("0", "1"))
