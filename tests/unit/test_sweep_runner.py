@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -91,3 +92,20 @@ def test_plugin_is_found_in_the_namespace_package_and_checks_its_options():
     options.ft, options.n_jobs = {}, 0
     with pytest.raises(commands.FtLauncherOptionError, match="n_jobs"):
         commands.check_options(options)
+
+
+def test_every_plugin_option_is_in_the_docs_with_its_default():
+    from dataclasses import fields
+
+    from hydra_plugins.ft_launcher_plugin.config import FtLauncherConf
+
+    rows = [line for line in (ROOT / "docs" / "sweeps.md").read_text().splitlines() if line.startswith("| `")]
+    for option in fields(FtLauncherConf):
+        if option.name.startswith("_"):
+            continue
+        row = next((r for r in rows if f"`{option.name}`" in r.split("|")[1]), None)
+        assert row is not None, f"docs/sweeps.md has no row for hydra.launcher.{option.name}"
+        default = option.default_factory() if option.default_factory is not dataclasses.MISSING else option.default
+        shown = ("null" if default is None else str(default).lower() if isinstance(default, bool)
+                 else json.dumps(default) if isinstance(default, (dict, list)) else str(default))
+        assert f"`{shown}`" in row or shown == "", (option.name, shown, row)
