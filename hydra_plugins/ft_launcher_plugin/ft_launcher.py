@@ -41,7 +41,11 @@ class FtLauncher(Launcher):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra_plugins.ft_launcher_plugin import commands
 
-        commands.check_options(self.options)
+        try:
+            commands.check_options(self.options)
+        except commands.FtLauncherOptionError as exc:  # the user's mistake: one line, exit 2, nothing started
+            sys.stderr.write(f"hydra/launcher=ft: error: {exc}\n")
+            sys.exit(2)
         self.config, self.hydra_context = config, hydra_context
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:

@@ -124,3 +124,11 @@ def test_hydras_own_launcher_warns_once_that_points_run_unwatched_and_returns_th
     assert code == 0, out[-4000:]
     assert out.count("add hydra/launcher=ft to run each point as its own fault-tolerant job") == 1, out[-4000:]
     assert all((tmp_path / n / "final_metrics.json").exists() for n in ("0", "1"))
+
+
+def test_a_bad_launcher_option_is_one_line_and_starts_nothing(tmp_path):
+    code, out, summary = sweep(tmp_path, "hydra/launcher=ft", "+hydra.launcher.ft.rank_heartbeat_timout=3",
+                               "seed=1,2", timeout=60)
+    assert code == 2 and "Traceback" not in out, out
+    assert "hydra.launcher.ft.rank_heartbeat_timout: not a fault-tolerance setting" in out
+    assert not summary and not (tmp_path / "0").exists()
