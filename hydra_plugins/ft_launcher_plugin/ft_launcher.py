@@ -4,7 +4,8 @@ Hydra's sweeper (basic, Optuna, ...) hands over batches of override lists; each 
 by ``ft_launcher <flags> <script> <overrides> hydra.run.dir=<point dir>`` with its own rank monitor
 and restart budget. The return value of a point is its ``trainer.optimized_metric``, read from the
 ``final_metrics.json`` its rank 0 left in the point directory. A stop signal stops the sweep: the
-process then exits 75 after writing the summary, whatever sweeper drives it.
+process then exits 75 after writing the summary, whatever sweeper drives it. A failed point ends a
+basic sweep with exit 1; other sweepers get a FAILED ``JobReturn`` and decide (Optuna goes on).
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ class FtLauncher(Launcher):
         results = self.sweep.run(points)
         if self.sweep.exit_code == 75:  # stopped: the rest waits for a relaunch of the same sweep
             sys.exit(75)
+        if self.sweep.exit_code == 1 and self.config.hydra.runtime.choices.get("hydra/sweeper") == "basic":
+            # The basic sweeper would raise the first failure with a traceback; the summary already says it all.
+            log.error("a point failed (see the summary above and its run directory): the sweep fails (exit 1)")
+            sys.exit(1)
         return [_job_return(result, cfg) for result, cfg in zip(results, configs, strict=True)]
 
     def _point_config(self, overrides: list[str], number: int) -> DictConfig:

@@ -132,3 +132,11 @@ def test_a_bad_launcher_option_is_one_line_and_starts_nothing(tmp_path):
     assert code == 2 and "Traceback" not in out, out
     assert "hydra.launcher.ft.rank_heartbeat_timout: not a fault-tolerance setting" in out
     assert not summary and not (tmp_path / "0").exists()
+
+
+def test_a_failed_point_fails_a_basic_sweep_with_exit_1_and_no_traceback(tmp_path):
+    code, out, summary = sweep(tmp_path, "hydra/launcher=ft", "fault=exception", "fault.rank=0", "fault.step=1",
+                               "trainer.max_steps=3", timeout=90)
+    assert code == 1, out[-4000:]
+    assert "Traceback (most recent call last)" not in out.split("injected fault", 1)[1].split("sweep summary", 1)[1]
+    assert [p["outcome"] for p in summary["points"]] == ["failed"] and summary["exit_code"] == 1
