@@ -109,3 +109,28 @@ def test_every_plugin_option_is_in_the_docs_with_its_default():
         shown = ("null" if default is None else str(default).lower() if isinstance(default, bool)
                  else json.dumps(default) if isinstance(default, (dict, list)) else str(default))
         assert f"`{shown}`" in row or shown == "", (option.name, shown, row)
+
+
+def test_summary_adds_up_every_launch_of_a_point_with_its_detections(tmp_path):
+    from ft.events import RankEvent
+    from launcher import launch_log
+    from launcher.report import JobRecord
+    from launcher.sweep_summary import point_summary
+
+    run_dir = tmp_path / "0"
+    run_dir.mkdir()
+    for code in (75, 0):  # stopped once, then relaunched to the end
+        record = JobRecord("train", run_dir)
+        record.begin(0, 2)
+        record.current.outcome, record.current.cause = "failed", "heartbeat timeout on rank 1"
+        record.note_detection(RankEvent("heartbeat_timeout", 1, 1, 123, 1.23456, 1.0, "override x=1"))
+        record.begin(1, 2)
+        record.exit_code, record.ended = code, record.started + 5
+        launch_log.append(record)
+    with (run_dir / launch_log.FILE_NAME).open("a") as f:
+        f.write('{"half a line')  # a launch killed mid-write
+    row = point_summary(PointResult(SweepPoint(0, ["x=1"], run_dir, []), Outcome.FINISHED, 0))
+    assert row["launches"] == 2 and row["attempts"] == 4
+    assert row["detections"] == [{"kind": "heartbeat_timeout", "rank": 1, "gap": 1.235, "timeout": 1.0,
+                                  "timeout_source": "override x=1"}] * 2
+    assert row["causes"] == ["heartbeat timeout on rank 1"] * 2 and row["time_lost"] >= 0
