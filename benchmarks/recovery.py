@@ -1,8 +1,13 @@
-"""Recovery benchmark: the same 2-rank DDP job under ft_launcher and torchrun, with a hang in attempt 0.
+"""Recovery benchmark: the same N-rank DDP job under ft_launcher and torchrun, with a hang in attempt 0.
 
 Measures launch → first step (both launchers), hang → detection, detection → first step of the next
 attempt and the total (ft_launcher; torchrun never detects a hang, shown as "not detected" after a
-bounded wait). Prints a table with ratios against torchrun. Run: ``.venv/bin/python benchmarks/recovery.py``.
+bounded wait). Prints a table with ratios against torchrun, measured in the same run.
+
+    .venv/bin/python benchmarks/recovery.py [--nproc 2 8 16] [--repeat 2]
+
+Every rank is a CPU process on gloo, so ranks beyond the core count share cores: the scale rows show
+how the launchers cope with that load, not GPU behaviour.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ def _stamp(path: Path) -> float | None:
         return None
 
 
-def _first_step(out: Path, attempt: int, ranks: int = 2) -> float | None:
+def _first_step(out: Path, attempt: int, ranks: int) -> float | None:
     times = [_stamp(out / f"first_step.a{attempt}.r{rank}") for rank in range(ranks)]
     return max(times) if all(times) else None  # a DDP step needs every rank: the later one counts
 
@@ -88,15 +93,15 @@ class Run:
         return ended
 
 
-def ft_launcher(out: Path, fork: bool, env: dict[str, str] | None = None) -> dict[str, float | None]:
-    command = [str(BIN / "ft_launcher"), "--standalone", "--nproc-per-node=2", "--max-restarts=1",
+def ft_launcher(out: Path, nproc: int, fork: bool, env: dict[str, str] | None = None) -> dict[str, float | None]:
+    command = [str(BIN / "ft_launcher"), "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=1",
                f"--ft-rank-heartbeat-timeout={TIMEOUT}", "--ft-workload-check-interval=0.1",
                *([] if fork else ["--no-fork-server"]), str(WORKER), f"out={out}", "hang=1@0"]
     run = Run(command, out, env)
-    first = run.wait_for(lambda: _first_step(out, 0), 60)
+    first = run.wait_for(lambda: _first_step(out, 0, nproc), 120)
     hang = run.wait_for(lambda: _stamp(out / "hang.a0.r1"), 60)
     detected = run.wait_for(lambda: run.first_line("sent no heartbeat"), TIMEOUT + 30)
-    second = run.wait_for(lambda: _first_step(out, 1), 60)
+    second = run.wait_for(lambda: _first_step(out, 1, nproc), 120)
     ended = run.end()
     return {
         "launch": first - run.started if first else None,
@@ -106,11 +111,11 @@ def ft_launcher(out: Path, fork: bool, env: dict[str, str] | None = None) -> dic
     }
 
 
-def torchrun(out: Path, wait: float) -> dict[str, float | None]:
-    command = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node=2", "--max-restarts=1",
+def torchrun(out: Path, nproc: int, wait: float) -> dict[str, float | None]:
+    command = [str(BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=1",
                str(WORKER), f"out={out}", "hang=1@0"]
     run = Run(command, out)
-    first = run.wait_for(lambda: _first_step(out, 0), 60)
+    first = run.wait_for(lambda: _first_step(out, 0, nproc), 120)
     run.wait_for(lambda: _stamp(out / "hang.a0.r1"), 60)
     restarted = run.wait_for(lambda: _stamp(out / "first_step.a1.r0"), wait)  # expected: never
     run.end(0)
@@ -122,31 +127,41 @@ def _fmt(value: float | None, missing: str) -> str:
     return missing if value is None else f"{value:.2f} s"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=2, help="runs per launcher (median reported)")
-    options = parser.parse_args()
+def measure(nproc: int, repeat: int, tmp: Path) -> list[tuple[str, ...]]:
+    """Table rows for ``nproc`` ranks: each launcher's medians over ``repeat`` runs, interleaved."""
     wait = TIMEOUT + 8.0
     results: dict[str, list[dict]] = {"torchrun": [], "ft_launcher": [], "ft_launcher --no-fork-server": []}
-    with tempfile.TemporaryDirectory(prefix="recovery_bench_") as tmp:
-        for i in range(options.repeat):
-            for name in results:
-                out = Path(tmp) / f"{name.replace(' ', '_')}_{i}"
-                out.mkdir()
-                if name == "torchrun":
-                    results[name].append(torchrun(out, wait))
-                else:
-                    results[name].append(ft_launcher(out, fork="no-fork" not in name))
+    for i in range(repeat):
+        for name in results:
+            out = tmp / f"n{nproc}_{name.replace(' ', '_')}_{i}"
+            out.mkdir()
+            if name == "torchrun":
+                results[name].append(torchrun(out, nproc, wait))
+            else:
+                results[name].append(ft_launcher(out, nproc, fork="no-fork" not in name))
     median = {name: {key: _median([r[key] for r in runs]) for key in runs[0]} for name, runs in results.items()}
     base = median["torchrun"]["launch"]
-    rows = [("launcher", "launch → 1st step", "vs torchrun", f"hang → detection (timeout {TIMEOUT:g} s)",
-             "detection → next 1st step", "total")]
+    rows = []
     for name, m in median.items():
         ratio = f"{m['launch'] / base:.2f}x" if m["launch"] and base else "-"
         detect = _fmt(m["detect"], f"not detected in {wait:g} s") if name == "torchrun" else _fmt(m["detect"], "-")
-        rows.append((name, _fmt(m["launch"], "-"), ratio, detect, _fmt(m["recover"], "-"), _fmt(m["total"], "-")))
+        rows.append((str(nproc), name, _fmt(m["launch"], "-"), ratio, detect, _fmt(m["recover"], "-"),
+                     _fmt(m["total"], "-")))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nproc", type=int, nargs="+", default=[2], help="ranks per run, one table block each")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per launcher (median reported)")
+    options = parser.parse_args()
+    rows = [("ranks", "launcher", "launch → 1st step", "vs torchrun", f"hang → detection (timeout {TIMEOUT:g} s)",
+             "detection → next 1st step", "total")]
+    with tempfile.TemporaryDirectory(prefix="recovery_bench_") as tmp:
+        for nproc in options.nproc:
+            rows += measure(nproc, options.repeat, Path(tmp))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(f"recovery benchmark: 2 ranks, gloo, CPU; median of {options.repeat} run(s) each")
+    print(f"recovery benchmark: gloo, CPU, {os.cpu_count()} cores; median of {options.repeat} run(s) each")
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
 

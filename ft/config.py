@@ -2,8 +2,7 @@
 
 Values come from (lowest to highest precedence) the schema defaults, the composed Hydra config
 (``conf/fault_tolerance/*.yaml`` plus command-line overrides), a YAML file given with
-``--ft-cfg-path`` and the launcher's ``--ft-*`` flags. Each loader here returns a plain mapping
-of the keys it found, so the launcher can layer them and remember where each value came from.
+``--ft-cfg-path`` and the launcher's ``--ft-*`` flags (read by :mod:`ft.config_sources`).
 Hydra is imported only inside :func:`register_configs`, so ``import ft`` stays light.
 """
 
@@ -14,22 +13,38 @@ import math
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf needs typing.Dict)
 
-import yaml
-
 TIMEOUT_KEYS = ("initial_rank_heartbeat_timeout", "rank_heartbeat_timeout")
-# Keys in seconds where null means "never": .inf (YAML), inf (override) and inf/infinity (flags) mean null too.
-OPTIONAL_SECONDS = (*TIMEOUT_KEYS, "rank_out_of_section_timeout", "rank_exit_timeout")
 SECTION_TIMEOUTS = "rank_section_timeouts"
-_NULL_WORDS = {"", "null", "none", "~", "inf", "infinity"}
-_TRUE_WORDS = {"true", "yes", "1", "on"}
-_FALSE_WORDS = {"false", "no", "0", "off"}
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class FaultToleranceConfigError(ValueError):
     """A fault-tolerance setting a user gave is unknown or has a bad value."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What one key is: the rule that checks its values, its unit, and the words that explain it.
+
+    Validation, ``--ft-*`` parsing and help, and the key table of docs/configuration.md (checked
+    by a test) are all derived from these, so a key is described in exactly one place.
+    """
+
+    rule: str  # bool | seconds (> 0, or null = never) | sections | number | count | signal | level
+    unit: str  # the docs table's unit column
+    help: str  # one line for ``ft_launcher --help``
+    doc: str  # the docs table's meaning column
+    metavar: str = "VALUE"
+    minimum: float = 0.0  # number/count: the smallest value allowed
+    strict: bool = False  # number: the minimum itself is refused
+
+
+def setting(default: Any, **described: Any) -> Any:
+    """A dataclass field carrying its :class:`Setting` (mutable defaults are given as factories)."""
+    kind = {"default_factory": default} if callable(default) else {"default": default}
+    return dataclasses.field(metadata={"setting": Setting(**described)}, **kind)
 
 
 @dataclass
@@ -39,41 +54,78 @@ class FaultToleranceConfig:
     Timeouts are in seconds; ``None`` means infinite (that kind of hang is never detected).
     """
 
-    # Master switch: off = no monitor, no heartbeats, crash restarts only (plain torchrun behaviour).
-    enabled: bool = True
-    # Longest wait from a rank's init_workload_monitoring() to its first heartbeat; covers model
-    # build, data setup and checkpoint load.
-    initial_rank_heartbeat_timeout: Optional[float] = 3600.0  # noqa: UP045 (OmegaConf needs Optional)
-    # Longest gap between two heartbeats; must cover the slowest step and a checkpoint save.
-    rank_heartbeat_timeout: Optional[float] = 2700.0  # noqa: UP045
-    # Longest a section may stay open, by section name (start_section/end_section); null = never fires.
-    rank_section_timeouts: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)  # noqa: UP006, UP045
-    # Longest stretch with no section open (from init, or from the last end_section); null = never fires.
-    rank_out_of_section_timeout: Optional[float] = None  # noqa: UP045
-    # Longest a rank may keep running after it ended monitoring, once every other local rank has ended
-    # monitoring or exited (a teardown deadlock, a non-daemon thread); then it is reported and killed.
-    rank_exit_timeout: Optional[float] = 300.0  # noqa: UP045
-    # Multiplier on the observed maximum intervals when timeouts are calculated.
-    safety_factor: float = 5.0
-    # No calculated timeout is set below this (seconds): a millisecond step x safety_factor would
-    # otherwise give a timeout that a GC pause or a busy file system exceeds.
-    calculated_timeout_floor: float = 10.0
-    # How often the monitor checks the deadlines; detection latency is at most this much past the timeout.
-    workload_check_interval: float = 0.25
-    # Signal that ends a hung rank once the grace period after SIGTERM has passed.
-    rank_termination_signal: str = "SIGKILL"
-    # Seconds a worker group gets between SIGTERM and rank_termination_signal when it is torn down.
-    rank_termination_grace: float = 1.0
-    # Training loop: calculate timeouts from observed intervals (after the first checkpoint save
-    # plus calibration_steps more steps) and keep them in every checkpoint.
-    calibrate: bool = False
-    calibration_steps: int = 5
-    # Log level of the monitor and client loggers.
-    log_level: str = "INFO"
+    enabled: bool = setting(
+        True, rule="bool", unit="", metavar="BOOL", help="false: no monitor, crash restarts only",
+        doc="`false`: no monitor and no heartbeats (the `off` preset).")
+    initial_rank_heartbeat_timeout: Optional[float] = setting(  # noqa: UP045 (OmegaConf needs Optional)
+        3600.0, rule="seconds", unit="seconds, or `null`", metavar="S|null",
+        help="longest wait for a rank's first heartbeat",
+        doc="Longest wait from a rank's `init_workload_monitoring()` to its first heartbeat, and from a "
+            "worker's start to its `init_workload_monitoring()` (a worker that never connects is reported "
+            "like a hang). `null`: never fires.")
+    rank_heartbeat_timeout: Optional[float] = setting(  # noqa: UP045
+        2700.0, rule="seconds", unit="seconds, or `null`", metavar="S|null",
+        help="longest gap between two heartbeats",
+        doc="Longest gap between two heartbeats of a rank. `null`: never fires.")
+    rank_section_timeouts: Dict[str, Optional[float]] = setting(  # noqa: UP006, UP045
+        dict, rule="sections", unit="name → seconds, or `null`", metavar="NAME:S,...",
+        help="longest each named section may stay open, e.g. init:600,step:30",
+        doc="Longest each named section (`start_section(name)` … `end_section(name)`) may stay open. A "
+            "section not listed has no timeout unless one is calculated. Flag form: "
+            "`--ft-rank-section-timeouts=init:600,step:30`; override form: "
+            "`fault_tolerance.rank_section_timeouts={init:600,step:30}` or "
+            "`fault_tolerance.rank_section_timeouts.step=30`.")
+    rank_out_of_section_timeout: Optional[float] = setting(  # noqa: UP045
+        None, rule="seconds", unit="seconds, or `null`", metavar="S|null",
+        help="longest stretch with no section open",
+        doc="Longest stretch with no section open (from init, or from the last section's end).")
+    rank_exit_timeout: Optional[float] = setting(  # noqa: UP045
+        300.0, rule="seconds", unit="seconds, or `null`", metavar="S|null",
+        help="longest a rank may run on after ending monitoring, once all local ranks are done",
+        doc="Once every local rank has ended monitoring (`shutdown_workload_monitoring()`) or exited, how "
+            "long each one still running may take to exit. Then it is reported with its stacks, like a "
+            "hang, and the worker group is ended (a teardown deadlock, a non-daemon thread, a slow "
+            "atexit). `null`: wait forever.")
+    safety_factor: float = setting(
+        5.0, rule="number", unit="multiplier, ≥ 1", metavar="X", minimum=1.0,
+        help="multiplier on observed intervals when timeouts are calculated",
+        doc="Calculated timeouts are the largest interval observed on any rank times this factor.")
+    calculated_timeout_floor: float = setting(
+        10.0, rule="number", unit="seconds, > 0", metavar="S", minimum=0.0, strict=True,
+        help="no calculated timeout is set below this",
+        doc="No calculated timeout (heartbeat or section) is set below this. A millisecond step × "
+            "`safety_factor` would otherwise give a timeout that a GC pause or a busy file system "
+            "exceeds: a false alarm waiting to happen.")
+    workload_check_interval: float = setting(
+        0.25, rule="number", unit="seconds, > 0", metavar="S", minimum=0.0, strict=True,
+        help="how often the monitor checks the deadlines",
+        doc="How often the monitor checks deadlines. A hang is found at most this long after its "
+            "timeout has passed.")
+    rank_termination_signal: str = setting(
+        "SIGKILL", rule="signal", unit="signal name", metavar="SIG",
+        help="signal that ends the worker group after the grace",
+        doc="Sent to the process groups of a worker group still alive `rank_termination_grace` seconds "
+            "after SIGTERM (SIGTERM goes to each worker's pid only).")
+    rank_termination_grace: float = setting(
+        1.0, rule="number", unit="seconds, ≥ 0", metavar="S", minimum=0.0,
+        help="seconds between SIGTERM and that signal",
+        doc="Grace between SIGTERM and `rank_termination_signal` when a worker group is ended after a "
+            "hang or crash; also what the other workers get when a rank is found hung during a graceful "
+            "stop (that rank is killed at once).")
+    calibrate: bool = setting(
+        False, rule="bool", unit="", metavar="BOOL", help="let the training loop calculate timeouts",
+        doc="Training loop: calculate timeouts from observed intervals (see below).")
+    calibration_steps: int = setting(
+        5, rule="count", unit="steps, ≥ 1", metavar="N", minimum=1,
+        help="steps after the first checkpoint before calculating",
+        doc="Training loop: how many steps after the first checkpoint save the calculation happens.")
+    log_level: str = setting(
+        "INFO", rule="level", unit="`DEBUG` … `CRITICAL`", metavar="LEVEL", help="log level of the monitor",
+        doc="Level of the `ft` loggers.")
 
     def __post_init__(self) -> None:
         validate(dataclasses.asdict(self))
-        for key in (*OPTIONAL_SECONDS, SECTION_TIMEOUTS):  # one spelling of "never" from here on: None
+        for key in FIELD_NAMES:  # one spelling of "never" from here on: None
             setattr(self, key, _normalise(key, getattr(self, key)))
 
     # ----------------------------------------------------------------- conversions
@@ -85,7 +137,7 @@ class FaultToleranceConfig:
     def with_changes(self, changes: Mapping[str, Any]) -> FaultToleranceConfig:
         """Return a copy with ``changes`` applied; unknown keys and bad values raise FaultToleranceConfigError."""
         changes = _plain(changes)
-        _check_known(changes)
+        check_known(changes)
         merged = {**dataclasses.asdict(self), **changes}
         validate(merged)
         return FaultToleranceConfig(**{k: _normalise(k, v) for k, v in merged.items()})
@@ -99,8 +151,13 @@ class FaultToleranceConfig:
         return _signal(self.rank_termination_signal)
 
 
-FIELD_NAMES = tuple(f.name for f in dataclasses.fields(FaultToleranceConfig))
-_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(FaultToleranceConfig)}
+SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in dataclasses.fields(FaultToleranceConfig)}
+FIELD_NAMES = tuple(SETTINGS)
+DEFAULTS: dict[str, Any] = {
+    f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    for f in dataclasses.fields(FaultToleranceConfig)
+}
+OPTIONAL_SECONDS = tuple(key for key, s in SETTINGS.items() if s.rule == "seconds")
 
 
 # --------------------------------------------------------------------------- validation
@@ -116,9 +173,9 @@ def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-def _check_known(changes: Mapping[str, Any]) -> None:
+def check_known(changes: Mapping[str, Any]) -> None:
     for key in changes:
-        if key not in FIELD_NAMES:
+        if key not in SETTINGS:
             hint = _closest(key)
             raise FaultToleranceConfigError(
                 f"fault_tolerance.{key}: unknown key"
@@ -151,46 +208,13 @@ def _is_number(value: Any) -> bool:
 
 
 def validate(values: Mapping[str, Any]) -> None:
-    """Refuse bad values with a message naming the key and the value."""
-    _check_known(values)
-    sections = values.get(SECTION_TIMEOUTS)
-    if not isinstance(sections, Mapping):
-        raise FaultToleranceConfigError(
-            f"fault_tolerance.{SECTION_TIMEOUTS}: expected a mapping of section name to seconds, got {sections!r}"
-        )
-    checks = [(key, values.get(key)) for key in OPTIONAL_SECONDS]
-    checks += [(f"{SECTION_TIMEOUTS}.{name}", value) for name, value in sections.items()]
-    for key, value in checks:
-        _check_optional_seconds(key, value)
-    for key, minimum, strict in (
-        ("safety_factor", 1.0, False),
-        ("calculated_timeout_floor", 0.0, True),
-        ("workload_check_interval", 0.0, True),
-        ("rank_termination_grace", 0.0, False),
-    ):
-        value = values.get(key)
-        if not _is_number(value) or math.isnan(value) or math.isinf(value):
-            raise FaultToleranceConfigError(f"fault_tolerance.{key}: expected a finite number, got {value!r}")
-        if value < minimum or (strict and value == minimum):
-            relation = ">" if strict else ">="
-            raise FaultToleranceConfigError(f"fault_tolerance.{key}: must be {relation} {minimum:g}, got {value!r}")
-    steps = values.get("calibration_steps")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise FaultToleranceConfigError(
-            f"fault_tolerance.calibration_steps: expected a whole number >= 1, got {steps!r}"
-        )
-    for key in ("enabled", "calibrate"):
-        if not isinstance(values.get(key), bool):
-            raise FaultToleranceConfigError(f"fault_tolerance.{key}: expected true or false, got {values.get(key)!r}")
-    _signal(values.get("rank_termination_signal"))
-    level = str(values.get("log_level", "")).upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise FaultToleranceConfigError(
-            f"fault_tolerance.log_level: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {values.get('log_level')!r}"
-        )
+    """Refuse bad values with a message naming the key and the value (each key by its Setting's rule)."""
+    check_known(values)
+    for key, described in SETTINGS.items():
+        _CHECKS[described.rule](key, values.get(key), described)
 
 
-def _check_optional_seconds(key: str, value: Any) -> None:
+def check_optional_seconds(key: str, value: Any, _: Setting | None = None) -> None:
     if value is None or value == math.inf:
         return
     if not _is_number(value) or math.isnan(value):
@@ -203,110 +227,74 @@ def _check_optional_seconds(key: str, value: Any) -> None:
         )
 
 
+def _check_sections(key: str, value: Any, _: Setting) -> None:
+    if not isinstance(value, Mapping):
+        raise FaultToleranceConfigError(
+            f"fault_tolerance.{key}: expected a mapping of section name to seconds, got {value!r}")
+    for name, seconds in value.items():
+        check_optional_seconds(f"{key}.{name}", seconds)
+
+
+def _check_number(key: str, value: Any, described: Setting) -> None:
+    if not _is_number(value) or math.isnan(value) or math.isinf(value):
+        raise FaultToleranceConfigError(f"fault_tolerance.{key}: expected a finite number, got {value!r}")
+    if value < described.minimum or (described.strict and value == described.minimum):
+        relation = ">" if described.strict else ">="
+        raise FaultToleranceConfigError(
+            f"fault_tolerance.{key}: must be {relation} {described.minimum:g}, got {value!r}")
+
+
+def _check_count(key: str, value: Any, described: Setting) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < described.minimum:
+        raise FaultToleranceConfigError(
+            f"fault_tolerance.{key}: expected a whole number >= {described.minimum:g}, got {value!r}")
+
+
+def _check_bool(key: str, value: Any, _: Setting) -> None:
+    if not isinstance(value, bool):
+        raise FaultToleranceConfigError(f"fault_tolerance.{key}: expected true or false, got {value!r}")
+
+
+def _check_level(key: str, value: Any, _: Setting) -> None:
+    if str(value).upper() not in _LEVELS:
+        raise FaultToleranceConfigError(
+            f"fault_tolerance.{key}: expected {', '.join(_LEVELS[:-1])} or {_LEVELS[-1]}, got {value!r}")
+
+
+_CHECKS = {"seconds": check_optional_seconds, "sections": _check_sections, "number": _check_number,
+           "count": _check_count, "bool": _check_bool, "level": _check_level,
+           "signal": lambda key, value, _: _signal(value)}
+
+
 def _normalise(key: str, value: Any) -> Any:
-    if key == SECTION_TIMEOUTS:
+    rule = SETTINGS[key].rule if key in SETTINGS else "seconds"  # section entries are seconds
+    if rule == "sections":
         return {str(name): _normalise(TIMEOUT_KEYS[0], seconds) for name, seconds in value.items()}
-    if key in OPTIONAL_SECONDS and value is not None:
+    if rule == "seconds" and value is not None:
         return None if value == math.inf else float(value)
-    if key in ("safety_factor", "calculated_timeout_floor", "workload_check_interval", "rank_termination_grace"):
+    if rule == "number":
         return float(value)
-    if key == "rank_termination_signal":
+    if rule == "signal":
         return _signal(value).name
-    if key == "log_level":
+    if rule == "level":
         return str(value).upper()
     return value
 
 
-# --------------------------------------------------------------------------- loaders
-def load_yaml_section(path: str | Path) -> dict[str, Any]:
-    """Read the ``fault_tolerance:`` section of a YAML file (top level or nested anywhere)."""
-    path = Path(path)
-    if not path.exists():
-        raise FaultToleranceConfigError(f"--ft-cfg-path: file not found: {path}")
-    if not path.is_file():
-        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not a regular file; give a YAML file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise FaultToleranceConfigError(f"--ft-cfg-path: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
-                                        f"at offset {exc.start}); save it as UTF-8") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} is not valid YAML: {exc}") from None
-    section = _find_section(document)
-    if section is None:
-        raise FaultToleranceConfigError(f"--ft-cfg-path: {path} has no 'fault_tolerance:' section")
-    if not isinstance(section, Mapping):
-        raise FaultToleranceConfigError(f"--ft-cfg-path: 'fault_tolerance' in {path} must be a mapping")
-    section = dict(section)
-    _check_known(section)
-    validate({**dataclasses.asdict(FaultToleranceConfig()), **section})
-    return section
+def format_default(value: Any) -> str:
+    """A default as the docs table shows it: YAML spelling."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "{}" if value == {} else str(value)
 
 
-def _find_section(node: Any) -> Any:
-    if isinstance(node, Mapping):
-        if "fault_tolerance" in node:
-            return node["fault_tolerance"]
-        for child in node.values():
-            found = _find_section(child)
-            if found is not None:
-                return found
-    return None
-
-
-def parse_cli_value(key: str, text: str | None) -> Any:
-    """Convert one ``--ft-<key>`` string into the typed value (``null``/``none``/empty = None)."""
-    if key not in FIELD_NAMES:
-        _check_known({key: text})
-    kind = str(_FIELD_TYPES[key])
-    raw = "" if text is None else str(text).strip()
-    if key == SECTION_TIMEOUTS:
-        return _parse_sections(raw)
-    if "bool" in kind:
-        if raw.lower() in _TRUE_WORDS:
-            return True
-        if raw.lower() in _FALSE_WORDS:
-            return False
-        raise FaultToleranceConfigError(f"--ft-{key.replace('_', '-')}: expected true or false, got {text!r}")
-    if "float" in kind or "int" in kind:
-        if key in OPTIONAL_SECONDS and raw.lower() in _NULL_WORDS:
-            return None
-        try:
-            return int(raw) if kind == "int" else float(raw)
-        except ValueError:
-            raise FaultToleranceConfigError(
-                f"fault_tolerance.{key}: expected a number, got {text!r}"
-                + ("; use null for infinite" if key in OPTIONAL_SECONDS else "")
-            ) from None
-    return raw
-
-
-def _parse_sections(raw: str) -> dict[str, float | None]:
-    """``init:600,step:30,checkpoint:null`` (or a YAML/JSON mapping) from a --ft-rank-section-timeouts flag."""
-    text = raw if raw.startswith("{") else "{" + raw.replace(":", ": ") + "}"
-    try:
-        parsed = yaml.safe_load(text)
-    except yaml.YAMLError:
-        parsed = None
-    if not isinstance(parsed, Mapping):
-        raise FaultToleranceConfigError(
-            f"fault_tolerance.{SECTION_TIMEOUTS}: expected name:seconds pairs such as 'init:600,step:30', got {raw!r}"
-        )
-    values = {str(name): (None if str(v).lower() in _NULL_WORDS else v) for name, v in parsed.items()}
-    for name, value in values.items():
-        _check_optional_seconds(f"{SECTION_TIMEOUTS}.{name}", value)
-    return values
-
-
-def parse_cli_values(values: Mapping[str, str | None]) -> dict[str, Any]:
-    """Convert ``{key: string}`` from ``--ft-*`` flags, validating each against the schema."""
-    parsed = {key: parse_cli_value(key, text) for key, text in values.items()}
-    validate({**dataclasses.asdict(FaultToleranceConfig()), **parsed})
-    return parsed
+def settings_table() -> str:
+    """The key table of docs/configuration.md, generated from the schema (a test keeps the docs equal)."""
+    rows = ["| key | default | unit | meaning |", "|---|---|---|---|"]
+    rows += [f"| `{key}` | `{format_default(DEFAULTS[key])}` | {s.unit} | {s.doc} |" for key, s in SETTINGS.items()]
+    return "\n".join(rows)
 
 
 # --------------------------------------------------------------------------- Hydra

@@ -14,7 +14,7 @@ from typing import Any
 
 from ft.config import FaultToleranceConfig
 from ft.errors import RankMonitorStateError
-from ft.heartbeat_slots import MAX_SECTIONS, SLOT_BYTES, HeartbeatFile
+from ft.heartbeat_slots import MAX_SECTIONS, HeartbeatFile
 from ft.rank_watch import WatchedRank
 from ft.stacks import stack_file_path
 from ft.timeouts import check_seconds
@@ -181,11 +181,9 @@ class RequestHandler:
         log.debug("rank %d (local %d, pid %d) connected, slot %d", rank, local_rank, pid, slot)
         return {
             "ok": True,
-            "protocol": PROTOCOL_VERSION,
             "config": self.config.to_dict(),
             "heartbeat_file": os.fspath(heartbeats.path),
             "slot": slot,
-            "slot_bytes": SLOT_BYTES,
             "stack_file": os.fspath(stack_file),
             "timeouts": {
                 "initial": watched.initial,

@@ -27,8 +27,8 @@ from launcher.attempt_id import ATTEMPT_ID_ENV, agree_attempt_id
 from launcher.compat import CompatibleAgent
 from launcher.exit_watch import ExitWatch
 from launcher.fork_server import ForkServer, ForkServerError
-from launcher.pcontext import ForkedContext, ProcessContext, WorkerGroupContext
-from launcher.report import JobRecord
+from launcher.pcontext import EndPolicy, ForkedContext, ProcessContext, WorkerGroupContext
+from launcher.report import JobRecord, Outcome
 from launcher.stacks import top_frames, waits_on_peers
 from launcher.stop_signals import handled as handled_stop_signals
 
@@ -148,10 +148,16 @@ class FaultTolerantAgent(CompatibleAgent):
                 log.error("exit code %d means bad configuration or input (see the worker's message above): "
                           "not restarting", exit_codes.USAGE_ERROR)
         elif result.state == WorkerState.SUCCEEDED:
-            codes = self.worker_context.exit_codes() if isinstance(self.worker_context, WorkerGroupContext) else {}
+            codes = self.group.exit_codes() if self.group is not None else {}
             self.stopped_on_request = any(code == exit_codes.STOPPED_ON_REQUEST for code in codes.values())
-            self._end_attempt("stopped on request" if self.stopped_on_request else "finished", "ok")
+            self._end_attempt("stopped on request" if self.stopped_on_request else "finished", Outcome.OK)
         return result
+
+    @property
+    def group(self) -> WorkerGroupContext | None:
+        """The worker group's process context: ours once workers started (_start_processes), else None."""
+        context = self.worker_context
+        return context if isinstance(context, WorkerGroupContext) else None
 
     @staticmethod
     def _report(events: list) -> Any:
@@ -166,7 +172,7 @@ class FaultTolerantAgent(CompatibleAgent):
 
     def _first_failure(self, result: RunResult):
         by_local = {f.local_rank: (g, f) for g, f in result.failures.items()}
-        order = self.worker_context.exit_order() if isinstance(self.worker_context, WorkerGroupContext) else []
+        order = self.group.exit_order() if self.group is not None else []
         for local in order:
             if local in by_local:
                 return by_local[local]
@@ -174,8 +180,8 @@ class FaultTolerantAgent(CompatibleAgent):
         return by_local[first.local_rank]
 
     def _pending_events(self) -> list:
-        monitor = self._launch.monitor
-        if monitor is None or not isinstance(self.worker_context, WorkerGroupContext):
+        monitor, group = self._launch.monitor, self.group
+        if monitor is None or group is None:
             return []
         events = []
         while True:
@@ -183,7 +189,7 @@ class FaultTolerantAgent(CompatibleAgent):
                 event = monitor.events.get_nowait()
             except queue.Empty:
                 return events
-            if event.pid not in self.worker_context.pids().values():
+            if event.pid not in group.pids().values():
                 continue  # from an attempt that is already over
             if event.kind == "disconnected" and not self._still_running_after(event.pid, 1.0):
                 continue  # the rank exited: its exit code tells whether it finished or crashed
@@ -192,10 +198,10 @@ class FaultTolerantAgent(CompatibleAgent):
             events.append(event)
 
     def _exit_timeouts(self) -> list:
-        monitor = self._launch.monitor
-        if monitor is None or not isinstance(self.worker_context, WorkerGroupContext):
+        monitor, group = self._launch.monitor, self.group
+        if monitor is None or group is None:
             return []
-        return self._exit_watch.overdue(self.worker_context.exit_codes(), monitor.shut_down_ranks())
+        return self._exit_watch.overdue(group.exit_codes(), monitor.shut_down_ranks())
 
     def _still_running_after(self, pid: int, wait: float) -> bool:
         rank = next(r for r, p in self.worker_context.pids().items() if p == pid)
@@ -208,11 +214,11 @@ class FaultTolerantAgent(CompatibleAgent):
             time.sleep(0.01)
 
     def _fail_attempt(self, cause: str) -> None:
-        self._end_attempt(cause, "failed")
+        self._end_attempt(cause, Outcome.FAILED)
 
-    def _end_attempt(self, cause: str, outcome: str) -> None:
+    def _end_attempt(self, cause: str, outcome: Outcome) -> None:
         attempt = self._launch.record.current
-        if attempt is not None and attempt.outcome == "running":
+        if attempt is not None and attempt.outcome is Outcome.RUNNING:
             attempt.cause, attempt.outcome, attempt.ended = cause, outcome, time.monotonic()
 
     # ------------------------------------------------------------------ stopping
@@ -227,12 +233,13 @@ class FaultTolerantAgent(CompatibleAgent):
         super()._restart_workers(worker_group)
 
     def stop_workers(self, worker_group: WorkerGroup) -> None:
-        if not isinstance(self.worker_context, WorkerGroupContext):
+        group = self.group
+        if group is None:
             return super().stop_workers(worker_group)
         began = time.monotonic()
-        running = len(self.worker_context.running())
-        self.worker_context.kill_signal = self._launch.ft.termination_signal
-        self.worker_context.close(signal.SIGTERM, self._launch.ft.rank_termination_grace)
+        running = len(group.running())
+        group.end(signal.SIGTERM, self._launch.ft.rank_termination_grace,
+                  EndPolicy(kill_signal=self._launch.ft.termination_signal))
         if running:
             log.info("worker group ended in %.2f s (%d still running got SIGTERM, then %s after %g s)",
                      time.monotonic() - began, running, self._launch.ft.rank_termination_signal,
@@ -244,8 +251,8 @@ class FaultTolerantAgent(CompatibleAgent):
             log.warning("%s during the graceful stop: killing the workers now (the checkpoints already "
                         "saved stand; relaunch to resume)", name)
         self.killed_on_request = name
-        if isinstance(self.worker_context, WorkerGroupContext):
-            self.worker_context.signal_workers(signal.SIGKILL, whole_group=True)
+        if self.group is not None:
+            self.group.signal_workers(signal.SIGKILL, whole_group=True)
 
     def _on_repeat(self, signum: int, frame: object) -> None:
         log.warning("%s again: already stopping", signal.Signals(signum).name)
@@ -262,8 +269,8 @@ class FaultTolerantAgent(CompatibleAgent):
         return [rank_of[e.pid] for e in events if e.pid in rank_of]
 
     def shutdown_workers(self, death_sig: signal.Signals, timeout: float | None) -> None:
-        context = self.worker_context
-        if not isinstance(context, WorkerGroupContext):
+        context = self.group
+        if context is None:
             return self.elastic_shutdown(death_sig, timeout)
         # A second stop signal while waiting means "now": kill instead of waiting out the grace.
         # Installed before anything else, so even a quick double press is caught.
@@ -276,12 +283,10 @@ class FaultTolerantAgent(CompatibleAgent):
             if running:
                 log.warning("forwarding SIGTERM to %d worker(s); waiting up to %g s for them to stop "
                             "(press Ctrl-C again to kill them now)", len(running), self._term_timeout)
-            context.kill_signal = signal.SIGKILL
             # The monitor keeps watching: a rank that hangs now (or already had) is found within its
             # timeout and killed, instead of holding the stop for the whole --term-timeout.
-            context.watch = self._hung_during_stop
-            context.hang_grace = self._launch.ft.rank_termination_grace
-            context.close(_FORWARDED, self._term_timeout)  # our grace, whatever elastic's default
+            policy = EndPolicy(watch=self._hung_during_stop, hang_grace=self._launch.ft.rank_termination_grace)
+            context.end(_FORWARDED, self._term_timeout, policy)  # our grace, whatever elastic's default
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

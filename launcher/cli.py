@@ -78,8 +78,6 @@ def _run(argv: list[str], server) -> int:
         if server is not None:
             server.close()  # each point is an ft_launcher of its own, with its own fork server
         return _sweep(argv, args, plans)
-    if server is not None and args.no_fork_server:
-        server = None
     from launcher.job import prepare_environment, run_job
     from launcher.report import summary_table
 

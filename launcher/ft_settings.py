@@ -12,13 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ft.config import (
-    FIELD_NAMES,
-    FaultToleranceConfig,
-    FaultToleranceConfigError,
-    load_yaml_section,
-    parse_cli_values,
-)
+from ft.config import FIELD_NAMES, FaultToleranceConfig, FaultToleranceConfigError
+from ft.config_sources import load_yaml_section, parse_cli_values
 from launcher.args import UsageError
 
 SECTION = "fault_tolerance"
@@ -33,10 +28,6 @@ class FtSettings:
     worker_overrides: list[str] = field(default_factory=list)
     # False when the script's config has no fault_tolerance section: workers cannot be told.
     in_script_config: bool = False
-
-    @property
-    def hang_detection_off(self) -> bool:
-        return self.config.initial_rank_heartbeat_timeout is None or self.config.rank_heartbeat_timeout is None
 
 
 def _override_sources(overrides: list[str]) -> dict[str, str]:

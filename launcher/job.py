@@ -25,7 +25,7 @@ from launcher.args import LaunchArgs, parse_nnodes
 from launcher.compat import parse_rendezvous_config, terminate_process_handler, untested_torch
 from launcher.fork_server import ForkServer
 from launcher.plan import JobPlan
-from launcher.report import JobRecord, settings_table
+from launcher.report import JobRecord, Outcome, settings_table
 from launcher.stop_outcome import stop_exit_code, stopped_exit_codes_ok
 from launcher.stop_signals import export as export_stop_signals
 from launcher.stop_signals import ignore_repeats as ignore_stop_signals
@@ -167,14 +167,13 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         else:
             how = f"not every worker stopped cleanly (exit codes {codes}); the checkpoints already saved stand"
         log.warning("%s received: %s", exc.sigval.name, how)
-        if record.current is not None and record.current.outcome == "running":
-            record.current.cause, record.current.outcome = f"{exc.sigval.name} to the launcher", "stopped"
+        if record.current is not None and record.current.outcome is Outcome.RUNNING:
+            record.current.cause, record.current.outcome = f"{exc.sigval.name} to the launcher", Outcome.STOPPED
     except Exception as exc:  # rendezvous errors and the like: one line, the job failed
         log.error("job failed: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
         record.exit_code = exit_codes.FAILED
     finally:
         if agent is not None and agent.worker_context is not None:
-            agent.worker_context.kill_signal = signal.SIGKILL
             agent.worker_context.close(signal.SIGKILL, 1)  # nothing of this job may outlive it
         if rdzv_handler is not None and shutdown_rdzv:
             rdzv_handler.shutdown()

@@ -25,7 +25,7 @@ def to_dict(record: JobRecord) -> dict[str, Any]:
     attempts = []
     for attempt in record.attempts:
         item = asdict(attempt)
-        for key in ("started", "first_failure", "ended"):
+        for key in ("started", "ended"):
             if item[key] is not None:
                 item[key] = round(item[key] - record.started, 3)
         attempts.append(item)

@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch.distributed.elastic.multiprocessing.api import PContext, RunProcsResult
@@ -29,14 +30,23 @@ log = logging.getLogger("launcher")
 DONE_CODES = (0, STOPPED_ON_REQUEST)
 
 
+@dataclass(frozen=True)
+class EndPolicy:
+    """How a worker group is ended after the first signal's grace has passed.
+
+    ``watch`` (during a graceful stop) returns the local ranks found hung, already reported: they
+    are killed at once and the others get ``hang_grace`` more seconds, not the whole stop timeout.
+    """
+
+    kill_signal: signal.Signals = signal.SIGKILL
+    watch: Callable[[], list[int]] | None = None
+    hang_grace: float = 1.0
+
+
 class WorkerGroupContext(PContext):
     """Shared exit policy and group termination; subclasses start workers and report exit codes."""
 
-    kill_signal: signal.Signals = signal.SIGKILL
-    # During a graceful stop: returns the local ranks found hung (already reported). They are
-    # killed at once and the others get ``hang_grace`` more seconds, not the whole stop timeout.
-    watch: Callable[[], list[int]] | None = None
-    hang_grace: float = 1.0
+    _policy = EndPolicy()
     _closed = False
 
     def close(self, death_sig: signal.Signals | None = None, timeout: float = 30) -> None:
@@ -44,6 +54,11 @@ class WorkerGroupContext(PContext):
         if not self._closed:
             super().close(death_sig, timeout)
             self._closed = True
+
+    def end(self, death_sig: signal.Signals, timeout: float, policy: EndPolicy | None = None) -> None:
+        """End the group once: ``death_sig`` to each worker, then ``policy`` for the ones still running."""
+        self._policy = policy or EndPolicy()
+        self.close(death_sig, timeout)
 
     def exit_codes(self) -> dict[int, int | None]:
         """Exit code per local rank, None while running (negative: ended by that signal)."""
@@ -103,19 +118,20 @@ class WorkerGroupContext(PContext):
             hung = watch() if watch is not None else []
             if hung:  # a hung rank never stops on its own: no point waiting out the whole timeout
                 self.signal_workers(signal.SIGKILL, whole_group=True, ranks=hung)
-                deadline = min(deadline, now + self.hang_grace)
+                deadline = min(deadline, now + self._policy.hang_grace)
             time.sleep(0.005)
         return True
 
     def _end_running(self, death_sig: signal.Signals, timeout: float) -> None:
         self.signal_workers(death_sig, whole_group=False)
-        if self._wait(timeout, self.watch):
+        kill_signal = self._policy.kill_signal
+        if self._wait(timeout, self._policy.watch):
             return
         still = sorted(self.running().values())
         log.warning("worker pid(s) %s still running %.1f s after %s; sending %s",
-                    still, timeout, death_sig.name, self.kill_signal.name)
-        self.signal_workers(self.kill_signal, whole_group=True)
-        if self.kill_signal != signal.SIGKILL and not self._wait(timeout):
+                    still, timeout, death_sig.name, kill_signal.name)
+        self.signal_workers(kill_signal, whole_group=True)
+        if kill_signal != signal.SIGKILL and not self._wait(timeout):
             self.signal_workers(signal.SIGKILL, whole_group=True)
         if not self._wait(10.0):
             log.error("worker pid(s) %s did not exit after SIGKILL (uninterruptible sleep?)",

@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 log = logging.getLogger("launcher")
@@ -73,15 +74,30 @@ def _fmt(value) -> str:
     return "null" if value is None else str(value)
 
 
+class Outcome(str, Enum):
+    """How an attempt ended (a str, so records and JSON read as plain words)."""
+
+    RUNNING = "running"
+    OK = "ok"  # finished, or stopped on request with every rank's checkpoint saved
+    FAILED = "failed"  # a crash or a reported hang: the group is restarted while restarts remain
+    STOPPED = "stopped"  # a stop signal reached the launcher itself
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+
 @dataclass
 class Attempt:
+    """One attempt of a job: when it ran, how it ended (``outcome``) and why, in words (``cause``)."""
+
     number: int
     world_size: int
     started: float
-    first_failure: float | None = None
     ended: float | None = None
     cause: str = "running"
-    outcome: str = "running"
+    outcome: Outcome = Outcome.RUNNING
     # The monitor's finding that ended it: kind, rank, gap (the detection delay), timeout and its source.
     detection: dict | None = None
 
@@ -123,7 +139,7 @@ class JobRecord:
 def summary_table(jobs: list[JobRecord]) -> None:
     rows = []
     for job in jobs:
-        causes = "; ".join(f"#{a.number}: {a.cause}" for a in job.attempts if a.outcome == "failed") or "-"
+        causes = "; ".join(f"#{a.number}: {a.cause}" for a in job.attempts if a.outcome is Outcome.FAILED) or "-"
         total = (job.ended or time.monotonic()) - job.started
         rows.append([job.name, str(len(job.attempts)), causes, f"{job.time_lost():.1f} s", f"{total:.1f} s",
                      str(job.exit_code)])

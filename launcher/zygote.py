@@ -16,15 +16,8 @@ import select
 import signal
 import sys
 
-# What the zygote imports. Not torch._dynamo, nor its heavy dependencies (sympy, symbolic shapes,
-# FSDP, torch._inductor, aot_autograd): with those imported before the worker creates its gloo
-# process group, torch 2.13 deadlocks now and then when the group is destroyed at the end (the main
-# thread joins gloo's run loop while holding the GIL; the run loop needs the GIL to free a work item
-# that captured the Python context backward() stashes in thread-local storage; see pytorch PRs
-# #173568 and #182083). Measured here with a 2-rank DDP job: a stuck worker in 1 of 2 to 9 launches
-# with them preloaded (a barrier before the teardown did not help; plain `python` workers that import
-# torch._dynamo first hang too); none in 40 launches (80 worker groups) with this list, where DDP
-# imports dynamo itself (about 1 s per attempt).
+# What the zygote imports. Not torch._dynamo nor its heavy dependencies: preloaded, they make the
+# gloo process-group teardown deadlock now and then (evidence in docs/launcher.md, "Why not torch._dynamo").
 # The zygote's parent-death signal (fork_server sets it before exec). A real-time signal: SIGUSR1 and
 # the like are what schedulers send to every process of a job as a stop warning (--stop-signal).
 LAUNCHER_GONE = signal.SIGRTMIN + 2

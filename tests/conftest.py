@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from ft_helpers.paths import CONF_DIR
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
-
-REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 
 
 @pytest.fixture

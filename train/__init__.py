@@ -1,16 +1,29 @@
 """The reusable fault-tolerant DDP training loop: ``train.run(cfg)`` (see docs/training.md)."""
 
+from typing import Any
+
 from ft import FaultToleranceConfigError, register_configs
 from ft.final_metrics import MetricNotFoundError
+from train.config_schema import register_train_schemas
 from train.errors import CheckpointError, CheckpointReadError, TrainConfigError
 from train.resolvers import register_resolvers
+from train.sweeps import optimized_value, warn_if_unwatched_sweep
 
-# Before @hydra.main composes: the schema behind conf/fault_tolerance, the resolvers conf/ uses.
+# Before @hydra.main composes: the schemas behind conf/fault_tolerance, trainer and checkpoint, the
+# resolvers conf/ uses.
 register_configs()
+register_train_schemas()
 register_resolvers()
 
-from train.loop import run  # noqa: E402  (after registration: importing it loads torch)
-from train.sweeps import optimized_value, warn_if_unwatched_sweep  # noqa: E402
+
+def __getattr__(name: str) -> Any:
+    """``train.run`` on first use: importing the loop loads torch, which the config schemas do not need."""
+    if name == "run":
+        from train.loop import run
+
+        return run
+    raise AttributeError(f"module 'train' has no attribute {name!r}")
+
 
 # Exceptions that mean "the user gave bad input": train.py reports them in one line, exit code 2.
 USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConfigError, CheckpointError,
@@ -18,5 +31,5 @@ USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConf
 # Failures a restart may cure: one line, exit code 1 (ft_launcher restarts while its budget lasts).
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (CheckpointReadError,)
 
-__all__ = ["RETRYABLE_ERRORS", "USER_ERRORS", "CheckpointError", "CheckpointReadError", "TrainConfigError", "optimized_value", "run",
-           "warn_if_unwatched_sweep"]
+__all__ = ["RETRYABLE_ERRORS", "USER_ERRORS", "CheckpointError", "CheckpointReadError", "TrainConfigError",
+           "optimized_value", "run", "warn_if_unwatched_sweep"]

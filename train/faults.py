@@ -1,26 +1,31 @@
-"""Fault injection (``conf/fault/``): hang, kill, exception, SIGTERM or slow steps on one rank, at one step, in one attempt.
+"""Fault injection (``conf/fault/``): a registry of fault kinds, and the plan that fires one on one rank, at one step, in one attempt.
 
 Users run these to prove their setup recovers. A fault fires only on global rank ``rank``, when
-step ``step`` is about to run (``hang_in_checkpoint``: in the first checkpoint save at or after
-``step``; ``slow``: before every step from ``step`` on, for ``seconds``), and only in attempt
+step ``step`` is about to run (or in the first checkpoint save at or after it), and only in attempt
 ``attempt`` (read from ``TORCHELASTIC_RESTART_COUNT``), so the restarted attempt runs through.
+
+A new kind is one class here (or in any module) registered with :func:`fault_kind`, plus one
+``conf/fault/<kind>.yaml``. Validation, the drill (``examples/fault_drill.py``) and the table in
+``docs/training.md`` (checked by a test) all read :data:`FAULT_KINDS`. A kind outside this module
+is named by its import path, ``fault.kind=mypkg.faults.DiskFull``, and registers itself on import.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from train.errors import TrainConfigError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("none", "hang", "kill", "exception", "sigterm", "hang_in_checkpoint", "slow")
+COMMON_KEYS = ("kind", "rank", "step", "attempt")
 
 
 class InjectedFault(RuntimeError):
@@ -32,73 +37,214 @@ def current_attempt() -> int:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
 
 
-@dataclass(frozen=True)
+class FaultKind:
+    """One kind of fault. Subclasses override the hook where they fire; the plan calls it only when armed.
+
+    Class attributes describe the kind for the docs table and the drill; ``options`` declares the
+    extra keys the kind reads from ``cfg.fault`` (name -> default) and ``check_option`` validates them.
+    """
+
+    name: ClassVar[str] = ""
+    what_happens: ClassVar[str] = ""
+    who_recovers: ClassVar[str] = ""
+    in_drill: ClassVar[bool] = True  # examples/fault_drill.py injects it and expects the job to finish
+    drill_relaunches: ClassVar[bool] = False  # the drill expects exit 75 and a relaunch that finishes
+    repeats: ClassVar[bool] = False  # before_step fires at every step from ``step`` on, not only at ``step``
+    options: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+
+    @classmethod
+    def check_option(cls, key: str, value: Any) -> Any:
+        """Validate one extra key; returns the value to use. Kinds with options override it."""
+        return value
+
+    def before_step(self, step: int) -> None:
+        """Fires as ``step`` is about to run, on the plan's rank and attempt."""
+
+    def in_checkpoint_save(self, step: int) -> None:
+        """Fires while the checkpoint of ``step`` is written, on the plan's rank and attempt."""
+
+    def announce(self, step: int, where: str = "") -> str:
+        """Log what fires, flushed before the fault can take the process down; returns the label."""
+        label = f"injected fault '{self.name}' on rank {self.plan.rank} at step {step} (attempt {current_attempt()})"
+        label += f" {where}" if where else ""
+        log.warning("%s", label)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        return label
+
+
+FAULT_KINDS: dict[str, type[FaultKind]] = {}
+
+
+def fault_kind(name: str) -> Callable[[type[FaultKind]], type[FaultKind]]:
+    """Class decorator: register a :class:`FaultKind` under ``name`` (the value of ``fault.kind``)."""
+    def register(cls: type[FaultKind]) -> type[FaultKind]:
+        if not (isinstance(cls, type) and issubclass(cls, FaultKind)):
+            raise TypeError(f"@fault_kind({name!r}) needs a FaultKind subclass, got {cls!r}")
+        if FAULT_KINDS.get(name, cls) is not cls:
+            raise ValueError(f"fault kind {name!r} is already registered by {FAULT_KINDS[name].__qualname__}")
+        cls.name = name
+        FAULT_KINDS[name] = cls
+        return cls
+    return register
+
+
+def kind_class(kind: str) -> type[FaultKind]:
+    """The registered class of ``kind``; a dotted ``module.Class`` path is imported first."""
+    if kind in FAULT_KINDS:
+        return FAULT_KINDS[kind]
+    module, _, attribute = kind.rpartition(".")
+    if module:
+        try:
+            cls = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise TrainConfigError(f"fault.kind: cannot import {kind!r} ({exc})") from None
+        if isinstance(cls, type) and issubclass(cls, FaultKind) and cls.name in FAULT_KINDS:
+            return cls
+        raise TrainConfigError(f"fault.kind: {kind!r} is not a class registered with @fault_kind")
+    raise TrainConfigError(f"fault.kind: {kind!r} is not one of {', '.join(FAULT_KINDS)} "
+                           "(or an import path such as mypkg.faults.MyFault)")
+
+
+# --------------------------------------------------------------------------- built-in kinds
+@fault_kind("none")
+class NoFault(FaultKind):
+    what_happens = "nothing (the default)"
+    who_recovers = ""
+    in_drill = False
+
+
+@fault_kind("hang")
+class Hang(FaultKind):
+    what_happens = "the rank sleeps forever, sending no heartbeats"
+    who_recovers = "the monitor finds it after `rank_heartbeat_timeout`; the launcher restarts"
+
+    def before_step(self, step: int) -> None:
+        hang_forever(self, step)
+
+
+@fault_kind("kill")
+class Kill(FaultKind):
+    what_happens = "the rank sends itself SIGKILL"
+    who_recovers = "the launcher sees the dead worker and restarts"
+
+    def before_step(self, step: int) -> None:
+        self.announce(step)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@fault_kind("exception")
+class RaiseException(FaultKind):
+    what_happens = "the rank raises `InjectedFault`"
+    who_recovers = "as `kill` (exit code 1, with the traceback)"
+
+    def before_step(self, step: int) -> None:
+        raise InjectedFault(self.announce(step))
+
+
+@fault_kind("sigterm")
+class Sigterm(FaultKind):
+    what_happens = "the rank sends itself SIGTERM"
+    who_recovers = "all ranks stop together, exit 75; relaunch continues"
+    drill_relaunches = True
+
+    def before_step(self, step: int) -> None:
+        self.announce(step)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@fault_kind("hang_in_checkpoint")
+class HangInCheckpoint(FaultKind):
+    what_happens = ("the rank hangs in the first checkpoint save at or after `step` (rank 0: temporary "
+                    "file written, not renamed)")
+    who_recovers = "as `hang`; the half-written file is discarded"
+
+    def in_checkpoint_save(self, step: int) -> None:
+        hang_forever(self, step, "while saving a checkpoint")
+
+
+@fault_kind("slow")
+class Slow(FaultKind):
+    what_happens = ("the rank pauses `fault.seconds` (default 0.05) before every step from `step` on: a "
+                    "straggler the other ranks wait for")
+    who_recovers = ("nothing to recover; it slows a short job down so it can be signalled mid-run (the SLURM "
+                    "tests) without changing its weights")
+    in_drill = False
+    repeats = True
+    options = {"seconds": 0.05}
+    _announced = False
+
+    @classmethod
+    def check_option(cls, key: str, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+            raise TrainConfigError(f"fault.{key}: expected seconds between 0 and 3600, got {value!r}")
+        return float(value)
+
+    def before_step(self, step: int) -> None:
+        if not self._announced:  # one line per process, not one per step
+            self.announce(step, f"({self.plan.options['seconds']:g} s before every step from here on)")
+            self._announced = True
+        time.sleep(self.plan.options["seconds"])  # every other rank waits for it in the all-reduce
+
+
+def hang_forever(kind: FaultKind, step: int, where: str = "") -> None:
+    """No heartbeats from here on: the monitor must find this rank."""
+    kind.announce(step, where)
+    while True:
+        time.sleep(3600)
+
+
+# --------------------------------------------------------------------------- the plan
+@dataclass
 class FaultPlan:
-    """Which fault to inject, where and when."""
+    """Which fault to inject, where and when; ``options`` holds the kind's extra keys."""
 
     kind: str = "none"
     rank: int = 0
     step: int = 0
     attempt: int = 0
-    seconds: float = 0.0  # slow: the pause before each step
+    options: dict[str, Any] = field(default_factory=dict)
+    _fault: FaultKind | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        cls = kind_class(self.kind)
+        self.kind = cls.name
+        self.options = {**cls.options, **self.options}
+        self._fault = cls(self)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> FaultPlan:
         """Validate ``cfg.fault``; bad values raise TrainConfigError naming the key."""
         values = dict(cfg or {})
-        unknown = set(values) - {"kind", "rank", "step", "attempt", "seconds"}
+        kind_cls = kind_class(str(values.get("kind", "none")))
+        known = (*COMMON_KEYS, *kind_cls.options)
+        unknown = set(values) - set(known)
         if unknown:
-            raise TrainConfigError(f"fault: unknown key(s) {sorted(unknown)}; known: kind, rank, step, attempt, seconds")
-        kind = str(values.get("kind", "none"))
-        if kind not in KINDS:
-            raise TrainConfigError(f"fault.kind: {kind!r} is not one of {', '.join(KINDS)}")
+            raise TrainConfigError(f"fault: unknown key(s) {sorted(unknown)} for kind '{kind_cls.name}'; "
+                                   f"known: {', '.join(known)}")
         numbers = {}
         for key in ("rank", "step", "attempt"):
             value = values.get(key, 0)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise TrainConfigError(f"fault.{key}: expected a whole number >= 0, got {value!r}")
             numbers[key] = value
-        seconds = values.get("seconds", 0.0)
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
-            raise TrainConfigError(f"fault.seconds: expected seconds between 0 and 3600, got {seconds!r}")
-        return cls(kind=kind, seconds=float(seconds), **numbers)
+        options = {key: kind_cls.check_option(key, values.get(key, default))
+                   for key, default in kind_cls.options.items()}
+        return cls(kind=kind_cls.name, options=options, **numbers)
 
-    _slow_announced = False
-
-    def _armed(self, kind: str, rank: int, step: int, at_or_after: bool = False) -> bool:
-        if self.kind != kind or rank != self.rank or current_attempt() != self.attempt:
-            return False
-        return step >= self.step if at_or_after else step == self.step
+    def _armed(self, rank: int) -> bool:
+        return rank == self.rank and current_attempt() == self.attempt
 
     def before_step(self, rank: int, step: int) -> None:
-        """Called on every rank as ``step`` begins; injects hang/kill/exception/sigterm/slow when armed."""
-        for kind in ("hang", "kill", "exception", "sigterm"):
-            if self._armed(kind, rank, step):
-                _inject(kind, rank, step)
-        if self._armed("slow", rank, step, at_or_after=True):
-            if not self._slow_announced:  # one line per process, not one per step
-                _inject("slow", rank, step, where=f"({self.seconds:g} s before every step from here on)")
-                object.__setattr__(self, "_slow_announced", True)  # frozen: the plan itself never changes
-            time.sleep(self.seconds)  # a straggler: every other rank waits for it in the all-reduce
+        """Called on every rank as ``step`` begins; fires at ``step`` (``slow``: from ``step`` on)."""
+        if self._fault is not None and self._armed(rank) and step >= self.step:
+            if step == self.step or self._fault.repeats:
+                self._fault.before_step(step)
 
     def in_checkpoint_save(self, rank: int, step: int) -> None:
         """Called on every rank while the checkpoint of ``step`` is being written."""
-        if self._armed("hang_in_checkpoint", rank, step, at_or_after=True):
-            _inject("hang", rank, step, where="while saving a checkpoint")
-
-
-def _inject(kind: str, rank: int, step: int, where: str = "") -> None:
-    label = f"injected fault '{kind}' on rank {rank} at step {step} (attempt {current_attempt()})"
-    label += f" {where}" if where else ""
-    log.warning("%s", label)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    if kind == "hang":
-        while True:  # no heartbeats from here on: the monitor must find this rank
-            time.sleep(3600)
-    if kind == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    if kind == "exception":
-        raise InjectedFault(label)
-    if kind == "sigterm":
-        os.kill(os.getpid(), signal.SIGTERM)
+        if self._fault is not None and self._armed(rank) and step >= self.step:
+            self._fault.in_checkpoint_save(step)

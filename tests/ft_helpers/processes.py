@@ -12,11 +12,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from ft_helpers.paths import REPO as ROOT
+
 WORKER = Path(__file__).with_name("rank_worker.py")
 
 
 def free_port() -> int:
+    """A TCP port free on this host now (the one helper every test uses)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ft_helpers.paths import REPO
 from train.checkpointing import CheckpointStore
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FT_LAUNCHER = [str(BIN / "ft_launcher"), "--standalone", "--nproc-per-node=2"]
 TORCHRUN = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node=2"]
@@ -34,11 +34,26 @@ def launch(cmd: list[str], run_dir: Path, *overrides: str, timeout: float = 90) 
     return finish(proc, timeout)
 
 
+# Set by a launcher for its workers: a test process that inherited them must not pass them on.
+_LAUNCHER_ENV = ("PULSETRAIN_FT_ENDPOINT", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                 "TORCHELASTIC_RESTART_COUNT")
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_ENV}
+    return {**env, "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
+def run_to_end(argv: list[str], env_extra: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str]:
+    """Run any command from the repository root to its end (bounded); returns (exit code, output)."""
+    proc = subprocess.Popen(argv, cwd=REPO, env=clean_env(env_extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return finish(proc, timeout)
+
+
 def start(cmd: list[str], run_dir: Path, *overrides: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PULSETRAIN_FT_ENDPOINT", None)
     return subprocess.Popen(
-        [*cmd, "train.py", *RUN, *overrides, f"hydra.run.dir={run_dir}"], cwd=REPO, env=env,
+        [*cmd, "train.py", *RUN, *overrides, f"hydra.run.dir={run_dir}"], cwd=REPO, env=clean_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
 

@@ -1,14 +1,11 @@
-"""The uninterrupted run that recovery and stop tests compare their final weights with (once per session)."""
+"""Fixtures of the integration tests: the uninterrupted reference run, and a bounded command runner."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.train_jobs import FAST_DETECTION, FT_LAUNCHER, launch  # noqa: E402
+from ft_helpers.train_jobs import FAST_DETECTION, FT_LAUNCHER, launch, run_to_end
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +14,10 @@ def reference(tmp_path_factory) -> Path:
     code, out = launch(FT_LAUNCHER, run_dir, *FAST_DETECTION)
     assert code == 0, out[-4000:]
     return run_dir
+
+
+@pytest.fixture
+def run_command():
+    """``run_command(argv, env_extra=None, timeout=60)`` -> (exit code, output): run from the repository
+    root with a clean environment (no launcher variables inherited), killed with its children on timeout."""
+    return run_to_end

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,25 +14,11 @@ REPO = Path(__file__).resolve().parents[2]
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def _run(argv: list[str], timeout: float = 60) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PULSETRAIN_FT_ENDPOINT", "RANK", "WORLD_SIZE",
-                                                           "MASTER_ADDR", "LOCAL_WORLD_SIZE")}
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"did not end within {timeout} s:\n{out[-4000:]}")
-    return proc.returncode, out
-
-
-def test_launcher_refuses_more_cuda_ranks_than_gpus(tmp_path):
+def test_launcher_refuses_more_cuda_ranks_than_gpus(tmp_path, run_command):
     run_dir = tmp_path / "run"
     nproc = GPUS + 1
     launcher = str(Path(sys.executable).with_name("ft_launcher"))
-    code, out = _run([launcher, "--standalone", f"--nproc-per-node={nproc}", "train.py", "trainer.device=cuda",
+    code, out = run_command([launcher, "--standalone", f"--nproc-per-node={nproc}", "train.py", "trainer.device=cuda",
                       f"hydra.run.dir={run_dir}"])
     lines = [line for line in out.splitlines() if line.strip()]
     assert code == 2, out
@@ -46,24 +29,24 @@ def test_launcher_refuses_more_cuda_ranks_than_gpus(tmp_path):
 
 
 @pytest.mark.skipif(GPUS > 0, reason="needs a machine without a GPU")
-def test_plain_python_with_cuda_and_no_gpu_is_one_line(tmp_path):
-    code, out = _run([sys.executable, "train.py", "trainer.device=cuda", "trainer.max_steps=2",
+def test_plain_python_with_cuda_and_no_gpu_is_one_line(tmp_path, run_command):
+    code, out = run_command([sys.executable, "train.py", "trainer.device=cuda", "trainer.max_steps=2",
                       f"hydra.run.dir={tmp_path}"])
     assert code == 2, out[-4000:]
     assert "trainer.device=cuda: no CUDA GPU is visible" in out and "Traceback" not in out
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_auto_trains_on_cpu_without_a_gpu_and_cpu_is_always_cpu(tmp_path):
-    code, out = _run([sys.executable, "train.py", "trainer.device=cpu", "trainer.max_steps=3",
+def test_auto_trains_on_cpu_without_a_gpu_and_cpu_is_always_cpu(tmp_path, run_command):
+    code, out = run_command([sys.executable, "train.py", "trainer.device=cpu", "trainer.max_steps=3",
                       f"hydra.run.dir={tmp_path}"])
     assert code == 0, out[-4000:]
     assert "on cpu" in (tmp_path / "train_rank0.log").read_text()
 
 
 @pytest.mark.skipif(GPUS > 0, reason="needs a machine without a GPU")
-def test_raw_heartbeats_example_with_cuda_and_no_gpu_is_one_line(tmp_path):
-    code, out = _run([sys.executable, "examples/raw_heartbeats.py", "--device", "cuda",
+def test_raw_heartbeats_example_with_cuda_and_no_gpu_is_one_line(tmp_path, run_command):
+    code, out = run_command([sys.executable, "examples/raw_heartbeats.py", "--device", "cuda",
                       "--checkpoint", str(tmp_path / "c.pt")])
     lines = [line for line in out.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, out

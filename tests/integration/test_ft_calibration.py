@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from ft_helpers.processes import RankProcesses
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.processes import RankProcesses  # noqa: E402
-
-from ft import FaultToleranceConfig, RankMonitor  # noqa: E402
+from ft import FaultToleranceConfig, RankMonitor
 
 pytestmark = pytest.mark.integration
 FACTOR = 2.0

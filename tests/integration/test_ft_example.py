@@ -7,15 +7,12 @@ import os
 import queue
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from ft_helpers.processes import ROOT, RankProcesses
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.processes import ROOT, RankProcesses  # noqa: E402
-
-from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitor  # noqa: E402
+from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitor
 
 pytestmark = pytest.mark.integration
 EXAMPLE = ROOT / "examples" / "raw_heartbeats.py"

@@ -12,17 +12,13 @@ import queue
 import resource
 import signal
 import socket
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from ft_helpers.processes import RankProcesses
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.processes import RankProcesses  # noqa: E402
-
-from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitor  # noqa: E402
-from ft.wire import PROTOCOL_VERSION  # noqa: E402
+from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitor
+from ft.wire import PROTOCOL_VERSION
 
 pytestmark = pytest.mark.integration
 INTERVAL = 0.1

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.processes import RankProcesses  # noqa: E402
+from ft_helpers.processes import RankProcesses
 
 pytestmark = pytest.mark.integration
 WORKER = Path(__file__).resolve().parents[1] / "ft_helpers" / "preemption_worker.py"

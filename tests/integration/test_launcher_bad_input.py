@@ -6,12 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launcher_workers"))
-from harness import HYDRA, PLAIN, REPO, Launches, wait_for  # noqa: E402
+from ft_helpers.launches import HYDRA, PLAIN, REPO, Launches, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

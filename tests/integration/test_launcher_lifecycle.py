@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launcher_workers"))
-from harness import HYDRA, PLAIN, WORKERS, Launches, free_port, pid_alive, records, wait_for  # noqa: E402
+from ft_helpers.launches import HYDRA, PLAIN, WORKERS, Launches, pid_alive, records, wait_for
+from ft_helpers.processes import free_port
 
 ATTEMPT_WORKER = str(WORKERS / "attempt_worker.py")
 

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launcher_workers"))
-from harness import HYDRA, PLAIN, Launches, records  # noqa: E402
+from ft_helpers.launches import HYDRA, PLAIN, Launches, records
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FAST = ["--standalone", "--nproc-per-node=2", "--ft-workload-check-interval=0.1"]

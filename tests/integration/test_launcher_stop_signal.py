@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from ft_helpers.train_jobs import descendants
 
 from train.checkpointing import CheckpointStore
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.train_jobs import descendants  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

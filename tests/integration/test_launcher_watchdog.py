@@ -8,9 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launcher_workers"))
-from harness import PLAIN, WORKERS, Launches, StderrLines, pid_alive, records, wait_for  # noqa: E402
+from ft_helpers.launches import PLAIN, WORKERS, Launches, StderrLines, pid_alive, records, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FAST = ["--standalone", "--ft-workload-check-interval=0.1"]

@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.train_jobs import (  # noqa: E402
+from ft_helpers.train_jobs import (
     FAST_DETECTION,
     FT_LAUNCHER,
     MAX_STEPS,
@@ -26,7 +23,7 @@ from ft_helpers.train_jobs import (  # noqa: E402
     wait_until,
 )
 
-from train.checkpointing import CheckpointStore  # noqa: E402
+from train.checkpointing import CheckpointStore
 
 pytestmark = pytest.mark.integration
 HEARTBEAT_TIMEOUT, GRACE = 2.0, 1.0  # fault_tolerance=demo

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ft_helpers.train_jobs import REPO, Output, clean_env, wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.train_jobs import REPO, Output, wait_until  # noqa: E402
-
-from train.checkpointing import CheckpointStore  # noqa: E402
+from train.checkpointing import CheckpointStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 QUIET = ["data.num_workers=0", "trainer.progress=false"]
@@ -24,10 +21,8 @@ HANG_SWEEP = ["hydra/launcher=ft", "hydra.launcher.nproc_per_node=2", "hydra.lau
 
 
 def start_sweep(sweep_dir: Path, *overrides: str) -> Output:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PULSETRAIN_FT_ENDPOINT", None)
     proc = subprocess.Popen([sys.executable, "train.py", "-m", *overrides, *QUIET, f"hydra.sweep.dir={sweep_dir}"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=REPO, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     return Output(proc)  # each point's ft_launcher dies with the sweep (parent-death signal), so killing it is enough
 

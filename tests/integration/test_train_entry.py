@@ -2,44 +2,26 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ft_helpers.paths import REPO
 
 from train.checkpointing import CheckpointStore
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 FORK = REPO / "examples" / "fork_new_model"
-
-
-def python_train(*overrides: str, env_extra: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str]:
-    env = {**os.environ, **(env_extra or {})}
-    for name in ("PULSETRAIN_FT_ENDPOINT", "RANK", "WORLD_SIZE", "MASTER_ADDR", "TORCHELASTIC_RESTART_COUNT"):
-        env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "train.py", *overrides], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"train.py did not end within {timeout} s:\n{out[-4000:]}")
-    return proc.returncode, out
 
 
 def newest(run_dir: Path) -> dict:
     return torch.load(CheckpointStore(run_dir / "checkpoints").checkpoints()[-1].path, weights_only=True)
 
 
-def test_plain_python_trains_one_process(tmp_path):
-    code, out = python_train("trainer.max_steps=5", f"hydra.run.dir={tmp_path}")
+def test_plain_python_trains_one_process(tmp_path, run_command):
+    code, out = run_command([sys.executable, "train.py", "trainer.max_steps=5", f"hydra.run.dir={tmp_path}"])
     assert code == 0, out[-4000:]
     assert newest(tmp_path)["step"] == 5 and newest(tmp_path)["world_size"] == 1
     assert "hang detection is off" in out  # said once, training went on
@@ -47,36 +29,27 @@ def test_plain_python_trains_one_process(tmp_path):
     assert '"step": 5' in (tmp_path / "metrics.jsonl").read_text()
 
 
-def test_a_new_model_is_one_yaml_and_one_class(tmp_path):
-    code, out = python_train(f"hydra.searchpath=[file://{FORK / 'conf'}]", "model=tiny_transformer",
-                             "trainer.max_steps=6", f"hydra.run.dir={tmp_path}",
-                             env_extra={"PYTHONPATH": str(FORK)})
+def test_a_new_model_is_one_yaml_and_one_class(tmp_path, run_command):
+    code, out = run_command([sys.executable, "train.py", f"hydra.searchpath=[file://{FORK / 'conf'}]",
+                             "model=tiny_transformer", "trainer.max_steps=6", f"hydra.run.dir={tmp_path}"],
+                            env_extra={"PYTHONPATH": str(FORK)})
     assert code == 0, out[-4000:]
     state = newest(tmp_path)
     assert state["step"] == 6 and "TinyTransformer" in state["fingerprint"]["model"]
     assert any(k.startswith("encoder.") for k in state["model"])
 
 
-def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
-    code, out = python_train("fault.kind=bogus", f"hydra.run.dir={tmp_path}")
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, run_command):
+    code, out = run_command([sys.executable, "train.py", "fault.kind=bogus", f"hydra.run.dir={tmp_path}"])
     assert code == 2, out[-4000:]
     assert "fault.kind: 'bogus' is not one of" in out and "Traceback" not in out
 
 
-def test_ft_launcher_with_an_inf_timeout_trains_with_that_timeout_off(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PULSETRAIN_FT_ENDPOINT"}
+def test_ft_launcher_with_an_inf_timeout_trains_with_that_timeout_off(tmp_path, run_command):
     launcher = str(Path(sys.executable).parent / "ft_launcher")
-    proc = subprocess.Popen([launcher, "--standalone", "--nproc-per-node=1", "train.py", "trainer.max_steps=5",
-                             "fault_tolerance.rank_heartbeat_timeout=inf", f"hydra.run.dir={tmp_path}"],
-                            cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 0, out[-4000:]
+    code, out = run_command([launcher, "--standalone", "--nproc-per-node=1", "train.py", "trainer.max_steps=5",
+                             "fault_tolerance.rank_heartbeat_timeout=inf", f"hydra.run.dir={tmp_path}"], timeout=90)
+    assert code == 0, out[-4000:]
     assert "Traceback" not in out
     assert "per-step none" in out  # the workers and the monitor both read inf as "no timeout"
     assert newest(tmp_path)["step"] == 5

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ft_helpers.train_jobs import (  # noqa: E402
+from ft_helpers.train_jobs import (
     FAST_DETECTION,
     FT_LAUNCHER,
     MAX_STEPS,
@@ -29,7 +25,7 @@ from ft_helpers.train_jobs import (  # noqa: E402
     start,
 )
 
-from train.checkpointing import CheckpointStore  # noqa: E402
+from train.checkpointing import CheckpointStore
 
 pytestmark = pytest.mark.integration
 

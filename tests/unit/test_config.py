@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from ft import FaultToleranceConfig, FaultToleranceConfigError, register_configs
-from ft.config import load_yaml_section, parse_cli_values
+from ft.config import FIELD_NAMES
+from ft.config_sources import load_yaml_section, parse_cli_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,3 +193,26 @@ def test_a_template_section_timeout_is_set_with_an_override():
                                                        "+fault_tolerance.rank_section_timeouts.mine=inf"))
     assert cfg.rank_section_timeouts == {"init": None, "step": None, "checkpoint": 600.0, "validation": None,
                                          "mine": None}
+
+
+def test_the_docs_key_table_is_the_schema():
+    from ft.config import settings_table
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    table = settings_table()
+    assert table in text, "docs/configuration.md's key table differs from ft.config.settings_table(); paste it in"
+    documented = set(re.findall(r"^\| `(\w+)` \| `", text.split("## Keys", 1)[1].split("\n\n#", 1)[0], re.M))
+    assert documented == set(FIELD_NAMES)
+
+
+def test_every_key_has_help_a_unit_rule_and_a_default_that_passes_its_own_rule():
+    from ft.config import DEFAULTS, SETTINGS, validate
+
+    validate(DEFAULTS)
+    for key, described in SETTINGS.items():
+        assert described.help and described.doc and described.metavar, key
+
+
+def test_the_default_preset_repeats_no_schema_default():
+    text = (ROOT / "conf" / "fault_tolerance" / "default.yaml").read_text()
+    assert [key for key in FIELD_NAMES if re.search(rf"^{key}:", text, re.M)] == ["rank_section_timeouts"]

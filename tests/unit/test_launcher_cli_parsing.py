@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.args import UsageError, build_parser, ft_flag_names, parse, peek_nproc, wants_fork_server
+from launcher.args import (
+    FLAGS,
+    UsageError,
+    build_parser,
+    ft_flag_names,
+    launcher_flags,
+    parse,
+    peek_nproc,
+    wants_fork_server,
+)
 
 
 def test_torchrun_flags_and_underscore_spellings():
@@ -61,3 +70,22 @@ def test_fork_server_decision_and_nproc_peek():
     assert not wants_fork_server(["--nproc-per-node", "2"])
     assert peek_nproc(["--nnodes", "1", "--nproc_per_node=3", "x.py"]) == 3
     assert peek_nproc(["x.py", "--nproc-per-node=3"]) == 1
+
+
+@pytest.mark.parametrize("flag", [f for f in FLAGS if f.switch], ids=lambda f: f.name)
+def test_no_switch_swallows_the_script_name(flag):
+    argv = [flag.spellings[-1], "train.py", "x=1"]
+    [(name, value)] = launcher_flags(argv)
+    assert name == flag.spellings[-1] and not value
+    if flag.name not in ("module", "no-python"):  # those two change what the script is, not where it is
+        assert parse(argv).training_script == "train.py"
+
+
+@pytest.mark.parametrize("flag", [f for f in FLAGS if not f.switch], ids=lambda f: f.name)
+def test_every_value_flag_takes_the_next_word(flag):
+    value = {"nnodes": "1", "max-restarts": "2", "monitor-interval": "0.5", "node-rank": "0", "master-port": "5",
+             "term-timeout": "3", "start-method": "fork", "signals-to-handle": "SIGTERM", "stop-signal": "SIGUSR1",
+             "ft-cfg-path": "ft.yaml"}.get(flag.name, "v")
+    argv = [flag.spellings[-1], value, "train.py"]
+    assert launcher_flags(argv) == [(flag.spellings[-1], value)]
+    assert parse(argv).training_script == "train.py"

@@ -91,7 +91,7 @@ def test_precedence_and_sources(tmp_path):
 
 def test_flags_only_without_hydra_and_null_timeouts():
     settings = resolve(None, [], None, None, {"rank_heartbeat_timeout": "null"}, {})
-    assert settings.config.rank_heartbeat_timeout is None and settings.hang_detection_off
+    assert settings.config.rank_heartbeat_timeout is None
     assert settings.worker_overrides == [] and settings.sources["safety_factor"] == "default"
 
 

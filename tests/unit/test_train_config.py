@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from ft_helpers.paths import CONF_DIR
 from omegaconf import OmegaConf
 
 import train
-from tests.conftest import CONF_DIR
 
 GROUPS = ["model", "data", "optim", "trainer", "checkpoint", "fault", "fault_tolerance", "debug", "experiment"]
 
@@ -77,3 +77,27 @@ def test_experiment_switches_model_and_optimizer(compose_config, tmp_path):
     assert cfg.model._target_ == "train.models.Conv1dNet"
     assert cfg.optim.optimizer._target_ == "torch.optim.SGD"
     assert Path(cfg.run_dir) == tmp_path
+
+
+@pytest.mark.parametrize("override", ["trainer.max_step=5", "checkpoint.evry=3", "trainer.max_steps=many",
+                                      "checkpoint.resume=perhaps"])
+def test_trainer_and_checkpoint_typos_fail_at_composition(compose_config, override):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=override.split("=")[0].split(".")[1]):
+        compose_config(override)
+
+
+def test_the_launcher_composes_with_the_same_schemas_without_importing_the_loop(tmp_path):
+    """ft_launcher refuses a misspelt trainer key in one line, exit 2, before any worker starts."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    launcher = str(Path(sys.executable).with_name("ft_launcher"))
+    result = subprocess.run([launcher, "--standalone", "--nproc-per-node=1", "train.py", "trainer.max_step=5",
+                             f"hydra.run.dir={tmp_path}"], cwd=CONF_DIR.parent, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "trainer.max_step" in result.stderr and "TrainerSchema" in result.stderr
+    assert not (tmp_path / "checkpoints").exists()

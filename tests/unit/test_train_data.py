@@ -129,7 +129,6 @@ def test_a_loader_worker_busy_in_the_dataset_dies_with_its_rank():
     import time
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from ft_helpers.train_jobs import alive, descendants
 
     rank = subprocess.Popen([sys.executable, "-c", _STUCK_RANK], cwd=Path(__file__).resolve().parents[2])

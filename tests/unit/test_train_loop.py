@@ -28,9 +28,8 @@ def assert_same(a: dict, b: dict) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted 12-step run (computed once for this module)."""
+    from ft_helpers.paths import CONF_DIR
     from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF_DIR
 
     run_dir = tmp_path_factory.mktemp("reference")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -1,30 +1,24 @@
-"""Test harness: start real ft_launcher processes, wait on files instead of sleeping, clean up everything."""
+"""Launches for the launcher tests: start real ft_launcher processes, wait on files instead of sleeping, clean up everything."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-WORKERS = Path(__file__).resolve().parent
-REPO = WORKERS.parents[1]
+from ft_helpers.paths import LAUNCHER_WORKERS as WORKERS
+from ft_helpers.paths import REPO
+
 _SCRIPT = Path(sys.executable).parent / "ft_launcher"
 # The installed console script when there is one (what users run), else the module.
 FT_LAUNCHER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "launcher.cli"]
 PLAIN = str(WORKERS / "plain_worker.py")
 HYDRA = str(WORKERS / "hydra_worker.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def records(directory: Path) -> dict[tuple[int, int], dict]:

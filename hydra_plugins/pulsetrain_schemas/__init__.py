@@ -1,0 +1,19 @@
+"""Registers pulsetrain's config schemas whenever Hydra starts, in any process.
+
+Hydra imports every module under ``hydra_plugins`` when it starts, before it composes a config.
+That is how ``ft_launcher`` (which must not import the training loop) composes ``conf/`` with the
+same schemas as ``train.py``. A fork that removed ``train`` keeps working: only ``ft``'s schema
+is registered then.
+"""
+
+from hydra.core.plugins import Plugins  # noqa: F401 (Hydra is starting: its ConfigStore exists)
+
+from ft import register_configs
+
+register_configs()
+try:
+    from train.config_schema import register_train_schemas
+except ImportError:  # a project without the template's train package
+    pass
+else:
+    register_train_schemas()
