@@ -1,4 +1,4 @@
-"""The ft_launcher command of each point: launcher flags from ``hydra.launcher``, the app's config location, its overrides."""
+"""Each point's ft_launcher command: flags from ``hydra.launcher``, the app's config location, its overrides."""
 
 from __future__ import annotations
 
