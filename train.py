@@ -11,9 +11,12 @@ import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Train; returns ``trainer.optimized_metric``'s final value (for a sweeper), None when unset."""
+    train.warn_if_unwatched_sweep()
     try:
         code = train.run(cfg)
+        value = None if code else train.optimized_value(cfg)
     except train.USER_ERRORS as exc:  # a mistake the user can fix: one line, no traceback
         # Every rank sees the same mistake: rank 0 says it, the others keep it in their log file.
         level = logging.ERROR if os.environ.get("RANK", "0") == "0" else logging.INFO
@@ -24,6 +27,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
     if code:  # 75: stopped on request with a checkpoint saved; relaunch with the same run dir
         sys.exit(code)
+    return value
 
 
 if __name__ == "__main__":

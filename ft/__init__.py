@@ -3,12 +3,13 @@
 Importable without Hydra, ``launcher`` or ``train``.
 """
 
-from ft import exit_codes
+from ft import exit_codes, final_metrics
 from ft.client import RankMonitorClient
 from ft.config import FaultToleranceConfig, FaultToleranceConfigError, register_configs
 from ft.distributed import all_reduce_max, process_group_active
 from ft.errors import RankMonitorClientError, RankMonitorError, RankMonitorStateError
 from ft.events import RankEvent
+from ft.final_metrics import MetricNotFoundError
 from ft.monitor import RankMonitor
 from ft.preemption import PreemptionGuard, stop_signals_from_env
 from ft.timeouts import HeartbeatTimeouts
@@ -20,6 +21,7 @@ __all__ = [
     "FaultToleranceConfig",
     "FaultToleranceConfigError",
     "HeartbeatTimeouts",
+    "MetricNotFoundError",
     "PreemptionGuard",
     "RankEvent",
     "RankMonitor",
@@ -29,6 +31,7 @@ __all__ = [
     "RankMonitorStateError",
     "all_reduce_max",
     "exit_codes",
+    "final_metrics",
     "process_group_active",
     "register_configs",
     "stop_signals_from_env",

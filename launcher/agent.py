@@ -132,6 +132,7 @@ class FaultTolerantAgent(CompatibleAgent):
         if events:
             first = self._report(events)
             self._fail_attempt(f"{first.kind.replace('_', ' ')} on rank {first.rank}")
+            self._launch.record.note_detection(first)
             return RunResult(state=WorkerState.UNHEALTHY)
         result = super()._monitor_workers(worker_group)
         if result.state == WorkerState.FAILED and result.failures:

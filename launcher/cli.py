@@ -74,22 +74,37 @@ def _run(argv: list[str], server) -> int:
     except UsageError as exc:
         sys.stderr.write(f"ft_launcher: error: {exc}\n")
         return exit_codes.USAGE_ERROR
+    if plans and plans[0].sweep_dir is not None:
+        if server is not None:
+            server.close()  # each point is an ft_launcher of its own, with its own fork server
+        return _sweep(argv, args, plans)
     from launcher.job import prepare_environment, run_job
     from launcher.report import summary_table
 
     prepare_environment(nproc, args.stop_signals)
-    records = []
-    for plan in plans:
-        records.append(run_job(args, plan, nproc, server))
-        if records[-1].exit_code == exit_codes.STOPPED_ON_REQUEST and len(plans) > 1:
-            break  # asked to stop: do not start the next sweep point
-    summary_table(records)
-    codes = [r.exit_code for r in records]
-    if len(plans) > 1:
-        if any(c == exit_codes.STOPPED_ON_REQUEST for c in codes):
-            return exit_codes.STOPPED_ON_REQUEST
-        return exit_codes.FINISHED if all(c == 0 for c in codes) else exit_codes.FAILED
-    return codes[0]
+    record = run_job(args, plans[0], nproc, server)
+    summary_table([record])
+    return record.exit_code
+
+
+def _sweep(argv: list[str], args, plans) -> int:
+    """``-m``: every point is ``ft_launcher <these flags> script <its overrides> hydra.run.dir=<its dir>``."""
+    from launcher.multirun import key_of
+    from launcher.plan import quote
+    from launcher.sweep import Sweep
+    from launcher.sweep_point import SweepPoint
+
+    script_at = len(argv) - len(args.training_script_args) - 1
+    launcher = [sys.executable, "-m", "launcher.cli", *argv[:script_at], argv[script_at]]
+    same = set.intersection(*(set(plan.overrides) for plan in plans)) if len(plans) > 1 else set()
+    same = {key_of(o) for o in same}
+    points = [SweepPoint(number, plan.overrides, plan.run_dir,
+                         [*launcher, *plan.hydra_flags, *plan.overrides, f"hydra.run.dir={quote(str(plan.run_dir))}"],
+                         plan.metric, shown=[o for o in plan.overrides if key_of(o) not in same])
+              for number, plan in enumerate(plans)]
+    sweep = Sweep(plans[0].sweep_dir, n_jobs=1, stop_signals=args.stop_signals)
+    sweep.run(points)
+    return sweep.exit_code
 
 
 def console() -> None:

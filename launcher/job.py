@@ -19,6 +19,7 @@ from torch.distributed.elastic.rendezvous import registry as rdzv_registry
 from torch.distributed.elastic.rendezvous.utils import parse_rendezvous_endpoint
 
 from ft import exit_codes
+from launcher import launch_log
 from launcher.agent import FaultTolerantAgent, WorkerLaunch
 from launcher.args import LaunchArgs, parse_nnodes
 from launcher.compat import parse_rendezvous_config, terminate_process_handler, untested_torch
@@ -182,6 +183,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
             _remove_if_empty(temp_stacks)
     record.ended = time.monotonic()
     _log_end(record)
+    launch_log.append(record)
     return record
 
 

@@ -45,3 +45,8 @@ def expand(overrides: list[str], base_cfg: Any) -> list[list[str]]:
 def override_dirname(overrides: list[str]) -> str:
     """Like Hydra's ``hydra.job.override_dirname``: sorted ``key=value`` pairs, hydra.* left out."""
     return ",".join(sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra.")))
+
+
+def key_of(override: str) -> str:
+    """The key (or group) an override sets: ``a.b=1`` -> ``a.b``, ``+x=2`` -> ``x``."""
+    return override.split("=", 1)[0].lstrip("+~")

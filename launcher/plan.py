@@ -18,6 +18,7 @@ from launcher.devices import DEVICE_KEY
 from launcher.ft_settings import FtSettings, resolve
 
 _PLAIN = re.compile(r"^[\w/.\-+]+$")
+METRIC_KEY = "trainer.optimized_metric"  # what train.py returns to a sweeper
 
 
 @dataclass
@@ -30,6 +31,9 @@ class JobPlan:
     run_dir: Path | None = None
     overrides: list[str] = field(default_factory=list)
     device: str | None = None  # the script's trainer.device, when its config has one
+    hydra_flags: list[str] = field(default_factory=list)  # the script's -cp/-cn/... handed on unchanged
+    metric: str | None = None  # the script's trainer.optimized_metric, when its config has one
+    sweep_dir: Path | None = None  # set for the points of a -m sweep
 
 
 def quote(value: str) -> str:
@@ -80,7 +84,9 @@ def plan_jobs(args: LaunchArgs) -> list[JobPlan]:
         cfg = hydra_config.compose(location, [*overrides, *extra], name)
         run_dir = hydra_config.resolve_dir(cfg, "sweep.subdir", sweep_dir, number,
                                            multirun.override_dirname(overrides)).resolve()
-        plan = _hydra_job(f"{name} #{number}", cfg, location, overrides, passthrough, run_dir, settings_for)
+        label = " ".join(overrides) or f"{name} #{number}"
+        plan = _hydra_job(label, cfg, location, overrides, passthrough, run_dir, settings_for)
+        plan.sweep_dir = sweep_dir
         plans.append(plan)
     return plans
 
@@ -94,7 +100,9 @@ def _hydra_job(name, cfg, location, overrides, passthrough, run_dir, settings_fo
     settings = settings_for(section, overrides, config_file)
     args = [*passthrough, *overrides, *settings.worker_overrides, f"hydra.run.dir={quote(str(run_dir))}"]
     device = OmegaConf.select(cfg, DEVICE_KEY, default=None)
-    return JobPlan(name, args, settings, run_dir, overrides, None if device is None else str(device))
+    metric = OmegaConf.select(cfg, METRIC_KEY, default=None)
+    return JobPlan(name, args, settings, run_dir, overrides, None if device is None else str(device),
+                   passthrough, None if metric is None else str(metric))
 
 
 def _option_file(cfg, group: str, choice: str) -> str:

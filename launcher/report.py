@@ -98,6 +98,8 @@ class Attempt:
     ended: float | None = None
     cause: str = "running"
     outcome: Outcome = Outcome.RUNNING
+    # The monitor's finding that ended it: kind, rank, gap (the detection delay), timeout and its source.
+    detection: dict | None = None
 
 
 @dataclass
@@ -110,6 +112,12 @@ class JobRecord:
     attempts: list[Attempt] = field(default_factory=list)
     exit_code: int | None = None
     ended: float | None = None
+
+    def note_detection(self, event) -> None:
+        """Keep what the monitor found (an ``ft.RankEvent``) with the attempt it ended."""
+        if self.current is not None:
+            self.current.detection = {"kind": event.kind, "rank": event.rank, "gap": round(event.gap, 3),
+                                      "timeout": event.timeout, "timeout_source": event.timeout_source}
 
     def begin(self, number: int, world_size: int) -> Attempt:
         attempt = Attempt(number, world_size, time.monotonic())

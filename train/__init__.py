@@ -2,10 +2,11 @@
 
 from typing import Any
 
-from ft import FaultToleranceConfigError, register_configs
+from ft import FaultToleranceConfigError, MetricNotFoundError, register_configs
 from train.config_schema import register_train_schemas
 from train.errors import CheckpointError, CheckpointReadError, TrainConfigError
 from train.resolvers import register_resolvers
+from train.sweeps import optimized_value, warn_if_unwatched_sweep
 
 # Before @hydra.main composes: the schemas behind conf/fault_tolerance, trainer and checkpoint, the
 # resolvers conf/ uses.
@@ -24,8 +25,10 @@ def __getattr__(name: str) -> Any:
 
 
 # Exceptions that mean "the user gave bad input": train.py reports them in one line, exit code 2.
-USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConfigError, CheckpointError)
+USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConfigError, CheckpointError,
+                                             MetricNotFoundError)
 # Failures a restart may cure: one line, exit code 1 (ft_launcher restarts while its budget lasts).
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (CheckpointReadError,)
 
-__all__ = ["RETRYABLE_ERRORS", "USER_ERRORS", "CheckpointError", "CheckpointReadError", "TrainConfigError", "run"]
+__all__ = ["RETRYABLE_ERRORS", "USER_ERRORS", "CheckpointError", "CheckpointReadError", "TrainConfigError",
+           "optimized_value", "run", "warn_if_unwatched_sweep"]

@@ -32,6 +32,8 @@ class TrainerSchema:
     # naming the new key (train.config_checks) instead of a bare "key not in schema".
     val_every: Optional[int] = None  # noqa: UP045
     val_batches: Optional[int] = None  # noqa: UP045
+    # The metric train.py returns to a sweeper, read from final_metrics.json (docs/sweeps.md); None: nothing.
+    optimized_metric: Optional[str] = None  # noqa: UP045
 
 
 @dataclass

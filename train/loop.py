@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ft import FaultToleranceConfig, exit_codes
+from ft import FaultToleranceConfig, exit_codes, final_metrics
 from train import distributed, training_state
 from train.checkpointing import CheckpointStore, write_json_atomic
 from train.components import Components, build_components
@@ -28,8 +28,6 @@ from train.step import StepSettings, evaluate, train_step, warm_up_compiled
 
 log = logging.getLogger("train")  # every rank, into its own log file
 main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
-# Written by rank 0 when a run finishes: {"step": ..., "loss": ..., "val_loss": ...} (read by sweeps).
-FINAL_METRICS = "final_metrics.json"
 
 
 @dataclass
@@ -197,7 +195,7 @@ _STEP_FAULTS = ("hang", "kill", "exception", "sigterm")
 def _finish(state: TrainingRun, step: int, last: dict[str, Any]) -> None:
     """Rank 0 of a finished run: ``final_metrics.json`` (last value of each metric), then text samples."""
     if last:  # a relaunch of a finished run trains nothing and keeps the file it wrote
-        write_json_atomic(state.run_dir / FINAL_METRICS, {"step": step, **last})
+        write_json_atomic(state.run_dir / final_metrics.FILE_NAME, {"step": step, **last})
     if state.cfg.get("sample") and state.parts is not None:
         log_samples(state.parts.module, state.cfg.sample, state.dist.device)
 

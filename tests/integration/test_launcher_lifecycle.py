@@ -152,7 +152,7 @@ def test_multirun_runs_every_point_and_reports_a_failure(launches, tmp_path):
     failed, finished = records(sweep / "0" / "ranks"), records(sweep / "1" / "ranks")
     assert (1, 0) in failed and not failed[(1, 0)].get("finished")
     assert finished[(0, 0)]["finished"] and finished[(0, 0)]["steps"] == 3
-    assert "hydra_worker #0" in err and "hydra_worker #1" in err
+    assert "point +fault.crash=1@*: failed" in err and "point +fault.crash=7@0: finished" in err
 
 
 def test_workers_stopping_with_75_on_their_own_are_not_restarted(launches, tmp_path):

@@ -34,7 +34,8 @@ def _imported_top_levels(package: str) -> set[str]:
 
 @pytest.mark.parametrize(
     ("package", "forbidden"),
-    [("ft", {"launcher", "train"}), ("train", {"launcher"}), ("launcher", {"train"})],
+    [("ft", {"launcher", "train", "hydra_plugins"}), ("train", {"launcher", "hydra_plugins"}),
+     ("launcher", {"train", "hydra_plugins"}), ("hydra_plugins/ft_launcher_plugin", {"train"})],
 )
 def test_packages_respect_the_import_rules(package, forbidden):
     assert not (_imported_top_levels(package) & forbidden)
