@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the /proc walk the tests use too
+from ft_helpers.process_tree import alive, descendants  # noqa: E402
+
 from train.checkpointing import CheckpointStore  # noqa: E402
 
 LAUNCHER = [str(Path(sys.executable).parent / "ft_launcher"), "--standalone", "--nproc-per-node=2",
@@ -42,23 +44,15 @@ def start(run_dir: Path, max_steps: int, log) -> subprocess.Popen:
 
 
 def tree() -> dict[int, list[int]]:
+    """pid -> child pids, from /proc (to find the ranks below the fork server)."""
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in descendants(1) | {1}:
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        children.setdefault(parent, []).append(pid)
     return children
-
-
-def below(pid: int) -> set[int]:
-    children, found, todo = tree(), set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 def ranks(launcher: int) -> list[int]:
@@ -68,13 +62,6 @@ def ranks(launcher: int) -> list[int]:
     zygotes = [p for p in direct if b"launcher.zygote" in Path(f"/proc/{p}/cmdline").read_bytes()] if direct else []
     parents = zygotes or [launcher]
     return [r for parent in parents for r in children.get(parent, []) if r not in zygotes]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def final_weights(run_dir: Path) -> tuple[int, dict]:
@@ -127,7 +114,7 @@ def main() -> int:
         elif fault == "sigterm launcher":
             proc.send_signal(signal.SIGTERM)
         else:
-            everything = below(proc.pid)
+            everything = descendants(proc.pid)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             time.sleep(2.0)  # PDEATHSIG is immediate; give the kernel a moment to deliver it

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ft_helpers.paths import REPO
+from ft_helpers.process_tree import alive, descendants  # noqa: F401 (the tests import them from here)
 from train.checkpointing import CheckpointStore
 
 BIN = Path(sys.executable).parent
@@ -83,31 +84,6 @@ def assert_same_weights(run_dir: Path, reference: Path) -> None:
 
 def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie (an exited process nobody has reaped yet)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Output:
