@@ -40,7 +40,7 @@ def optimized_value(run_dir: str | Path, name: str | None) -> float | None:
                                   "(the run did not finish)")
     if name not in values:
         known = ", ".join(sorted(k for k in values if k != "step")) or "none"
-        hint = " (is trainer.val_every > 0?)" if name.startswith("val_") else ""
+        hint = " (is trainer.eval_every > 0?)" if name.startswith("val_") else ""
         raise MetricNotFoundError(f"trainer.optimized_metric={name}: the run logged no such metric{hint}; "
                                   f"logged: {known}")
     return float(values[name])

@@ -100,7 +100,7 @@ def test_optuna_search_of_three_trials_each_surviving_a_crash(tmp_path):
     code, out, summary = sweep(
         tmp_path, "hydra/sweeper=optuna", "hydra/launcher=ft", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1",
         "hydra.sweeper.sampler.seed=7", "optim.optimizer.lr=interval(0.001,0.1)", "trainer.optimized_metric=val_loss",
-        "trainer.max_steps=20", "trainer.val_every=10", "checkpoint.every=10", "hydra.launcher.max_restarts=1",
+        "trainer.max_steps=20", "trainer.eval_every=10", "checkpoint.every=10", "hydra.launcher.max_restarts=1",
         "fault=kill", "fault.rank=0", "fault.step=15", timeout=200)
     assert code == 0, out[-4000:]
     points = summary["points"]

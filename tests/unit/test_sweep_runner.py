@@ -70,7 +70,7 @@ def test_metric_lookup_errors_say_what_is_missing(tmp_path):
     with pytest.raises(final_metrics.MetricNotFoundError, match="does not exist"):
         final_metrics.optimized_value(tmp_path, "val_loss")
     (tmp_path / final_metrics.FILE_NAME).write_text(json.dumps({"step": 5, "loss": 0.7}))
-    with pytest.raises(final_metrics.MetricNotFoundError, match=r"val_every.*logged: loss"):
+    with pytest.raises(final_metrics.MetricNotFoundError, match=r"eval_every.*logged: loss"):
         final_metrics.optimized_value(tmp_path, "val_loss")
     assert final_metrics.optimized_value(tmp_path, "loss") == 0.7
 
