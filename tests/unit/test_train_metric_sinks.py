@@ -61,3 +61,30 @@ def test_ranked_logger_speaks_on_rank_zero_only(monkeypatch, caplog):
         log.info("from rank %d", 0)
         RankedLogger("test.ranked").info("everyone", rank=1)
     assert [r.getMessage() for r in caplog.records] == ["from rank 0"]
+
+
+def test_a_new_sink_is_one_class_and_one_yaml(compose_config, tmp_path, monkeypatch):
+    """A sink defined outside train/, selected with logger=[jsonl,<name>] from a config dir on the search path."""
+    (tmp_path / "my_sinks.py").write_text(
+        "from train.metric_sinks import MetricsSink\n"
+        "class LinesSink(MetricsSink):\n"
+        "    def __init__(self, run_dir, attempt=0, start_step=0, filename='lines.txt'):\n"
+        "        super().__init__(run_dir, attempt, start_step)\n"
+        "        self.file = (self.run_dir / filename).open('a')\n"
+        "    def log(self, metrics, step):\n"
+        "        self.file.write(f'{step} {sorted(metrics.items())}\\n')\n"
+        "    def close(self):\n"
+        "        self.file.close()\n")
+    (tmp_path / "conf" / "logger").mkdir(parents=True)
+    (tmp_path / "conf" / "logger" / "lines.yaml").write_text(
+        "lines:\n  _target_: my_sinks.LinesSink\n  filename: lines.txt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cfg = compose_config(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "logger=[jsonl,lines]",
+                         f"run_dir={run_dir}")
+    sinks = build_sinks(cfg.logger, run_dir, attempt=0, start_step=0)
+    sinks.log({"loss": 0.25}, 7)
+    sinks.close()
+    assert (run_dir / "lines.txt").read_text() == "7 [('loss', 0.25)]\n"
+    assert json.loads((run_dir / "metrics.jsonl").read_text())["loss"] == 0.25
