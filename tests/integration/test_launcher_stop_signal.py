@@ -36,6 +36,17 @@ def start(run_dir: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def kill_all(proc: subprocess.Popen) -> None:
+    """The launcher and everything it started (workers lead their own process groups), if still running."""
+    if proc.poll() is None:
+        for pid in [*descendants(proc.pid), proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait(10)
+
+
 def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -56,7 +67,7 @@ def wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int, timeout: flo
         if path.exists() and any(json.loads(line).get("step", 0) >= step for line in path.read_text().splitlines()):
             return
         time.sleep(0.05)
-    proc.kill()
+    kill_all(proc)
     pytest.fail(f"no step {step} within {timeout} s:\n{proc.communicate()[0][-4000:]}")
 
 
@@ -76,8 +87,7 @@ def test_sigusr1_stops_cleanly_with_a_checkpoint(tmp_path, everyone):
             os.kill(pid, signal.SIGUSR1)
         code, out = finish(proc, 60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_all(proc)
     assert code == 75, out[-4000:]
     assert "SIGUSR1 received: workers stopped cleanly" in out
     assert 20 <= saved_step(tmp_path) < 400  # saved at the agreed stop, not at the end
@@ -96,11 +106,14 @@ def test_a_repeated_sigusr1_is_ignored_while_the_workers_stop(tmp_path):
         while not any("forwarding SIGTERM" in line for line in list(lines)) and time.monotonic() < deadline:
             time.sleep(0.01)
         proc.send_signal(signal.SIGUSR1)
-        code = proc.wait(60)
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the launcher did not end within 60 s of the second SIGUSR1; its output:\n"
+                        + "".join(list(lines))[-6000:])
         reader.join(10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_all(proc)
     out = "".join(lines)
     assert code == 75, out[-4000:]
     assert "SIGUSR1 again: already stopping" in out
