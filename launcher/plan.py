@@ -76,7 +76,7 @@ def plan_jobs(args: LaunchArgs) -> list[JobPlan]:
     if not split.multirun:
         cfg = hydra_config.compose(location, [*split.overrides, *extra], name)
         run_dir = hydra_config.resolve_dir(cfg, "run.dir", cwd).resolve()
-        return [_hydra_job(name, cfg, location, split.overrides, passthrough, run_dir, settings_for)]
+        return [_hydra_job(name, cfg, split.overrides, passthrough, run_dir, settings_for)]
     base = hydra_config.compose(location, [*multirun.non_sweep(split.overrides), *extra], name)
     sweep_dir = hydra_config.resolve_dir(base, "sweep.dir", cwd).resolve()
     plans = []
@@ -85,13 +85,13 @@ def plan_jobs(args: LaunchArgs) -> list[JobPlan]:
         run_dir = hydra_config.resolve_dir(cfg, "sweep.subdir", sweep_dir, number,
                                            multirun.override_dirname(overrides)).resolve()
         label = " ".join(overrides) or f"{name} #{number}"
-        plan = _hydra_job(label, cfg, location, overrides, passthrough, run_dir, settings_for)
+        plan = _hydra_job(label, cfg, overrides, passthrough, run_dir, settings_for)
         plan.sweep_dir = sweep_dir
         plans.append(plan)
     return plans
 
 
-def _hydra_job(name, cfg, location, overrides, passthrough, run_dir, settings_for) -> JobPlan:
+def _hydra_job(name, cfg, overrides, passthrough, run_dir, settings_for) -> JobPlan:
     from omegaconf import OmegaConf
 
     section = OmegaConf.select(cfg, "fault_tolerance", default=None)
