@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf needs typing.Dict)
 
-TIMEOUT_KEYS = ("initial_rank_heartbeat_timeout", "rank_heartbeat_timeout")
 SECTION_TIMEOUTS = "rank_section_timeouts"
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -157,7 +156,6 @@ DEFAULTS: dict[str, Any] = {
     f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
     for f in dataclasses.fields(FaultToleranceConfig)
 }
-OPTIONAL_SECONDS = tuple(key for key, s in SETTINGS.items() if s.rule == "seconds")
 
 
 # --------------------------------------------------------------------------- validation
@@ -266,12 +264,17 @@ _CHECKS = {"seconds": check_optional_seconds, "sections": _check_sections, "numb
            "signal": lambda key, value, _: _signal(value)}
 
 
+def _seconds(value: Any) -> float | None:
+    """One spelling of "never": None (``inf`` included)."""
+    return None if value is None or value == math.inf else float(value)
+
+
 def _normalise(key: str, value: Any) -> Any:
-    rule = SETTINGS[key].rule if key in SETTINGS else "seconds"  # section entries are seconds
+    rule = SETTINGS[key].rule
     if rule == "sections":
-        return {str(name): _normalise(TIMEOUT_KEYS[0], seconds) for name, seconds in value.items()}
-    if rule == "seconds" and value is not None:
-        return None if value == math.inf else float(value)
+        return {str(name): _seconds(seconds) for name, seconds in value.items()}
+    if rule == "seconds":
+        return _seconds(value)
     if rule == "number":
         return float(value)
     if rule == "signal":

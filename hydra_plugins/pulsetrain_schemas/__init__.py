@@ -6,8 +6,6 @@ same schemas as ``train.py``. A fork that removed ``train`` keeps working: only 
 is registered then.
 """
 
-from hydra.core.plugins import Plugins  # noqa: F401 (Hydra is starting: its ConfigStore exists)
-
 from ft import register_configs
 
 register_configs()
