@@ -25,6 +25,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the /proc walk the tests use too
 from ft_helpers.process_tree import alive, descendants  # noqa: E402
+from ft_helpers.process_tree import children as tree  # noqa: E402
 
 from train.checkpointing import CheckpointStore  # noqa: E402
 
@@ -41,18 +42,6 @@ def job(run_dir: Path, max_steps: int) -> list[str]:
 def start(run_dir: Path, max_steps: int, log) -> subprocess.Popen:
     return subprocess.Popen([*LAUNCHER, *job(run_dir, max_steps)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def tree() -> dict[int, list[int]]:
-    """pid -> child pids, from /proc (to find the ranks below the fork server)."""
-    children: dict[int, list[int]] = {}
-    for pid in descendants(1) | {1}:
-        try:
-            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(parent, []).append(pid)
-    return children
 
 
 def ranks(launcher: int) -> list[int]:

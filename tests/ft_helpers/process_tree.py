@@ -8,18 +8,24 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
+def children() -> dict[int, list[int]]:
+    """pid -> its child pids, for every process now (from /proc)."""
+    found: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        found.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    tree = children()
     found, todo = set(), [pid]
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child in tree.get(todo.pop(), []):
             found.add(child)
             todo.append(child)
     return found

@@ -39,11 +39,12 @@ def start(run_dir: Path) -> subprocess.Popen:
 def kill_all(proc: subprocess.Popen) -> None:
     """The launcher and everything it started (workers lead their own process groups), if still running."""
     if proc.poll() is None:
-        for pid in [*descendants(proc.pid), proc.pid]:
+        for pid in descendants(proc.pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher's own group (it leads a new session)
         proc.wait(10)
 
 
@@ -51,9 +52,7 @@ def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        for pid in descendants(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_all(proc)
         out, _ = proc.communicate()
         pytest.fail(f"job did not end within {timeout} s:\n{out[-4000:]}")
     return proc.returncode, out
