@@ -207,7 +207,7 @@ class FaultPlan:
     step: int = 0
     attempt: int = 0
     options: dict[str, Any] = field(default_factory=dict)
-    _fault: FaultKind | None = field(default=None, init=False, repr=False, compare=False)
+    _fault: FaultKind = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         cls = kind_class(self.kind)
@@ -240,11 +240,11 @@ class FaultPlan:
 
     def before_step(self, rank: int, step: int) -> None:
         """Called on every rank as ``step`` begins; fires at ``step`` (``slow``: from ``step`` on)."""
-        if self._fault is not None and self._armed(rank) and step >= self.step:
+        if self._armed(rank) and step >= self.step:
             if step == self.step or self._fault.repeats:
                 self._fault.before_step(step)
 
     def in_checkpoint_save(self, rank: int, step: int) -> None:
         """Called on every rank while the checkpoint of ``step`` is being written."""
-        if self._fault is not None and self._armed(rank) and step >= self.step:
+        if self._armed(rank) and step >= self.step:
             self._fault.in_checkpoint_save(step)
