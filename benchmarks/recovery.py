@@ -4,7 +4,10 @@ Measures launch → first step (both launchers), hang → detection, detection �
 attempt and the total (ft_launcher; torchrun never detects a hang, shown as "not detected" after a
 bounded wait). Prints a table with ratios against torchrun, measured in the same run.
 
-    .venv/bin/python benchmarks/recovery.py [--nproc 2 8 16] [--repeat 2]
+    .venv/bin/python benchmarks/recovery.py [--nproc 2 8 16] [--repeat 2] [--nvidia VENV/bin/ft_launcher]
+
+``--nvidia`` adds NVIDIA's ft_launcher (nvidia-resiliency-ext, installed in a venv of its own whose
+python has torch: its workers run on that python, and the worker sends it heartbeats with NVIDIA's client).
 
 Every rank is a CPU process on gloo, so ranks beyond the core count share cores: the scale rows show
 how the launchers cope with that load, not GPU behaviour.
@@ -93,14 +96,20 @@ class Run:
         return ended
 
 
-def ft_launcher(out: Path, nproc: int, fork: bool, env: dict[str, str] | None = None) -> dict[str, float | None]:
-    command = [str(BIN / "ft_launcher"), "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=1",
+# What each fault-tolerant launcher logs when a rank misses its heartbeat deadline.
+DETECTED = {"ours": "sent no heartbeat", "nvidia": "Did not get subsequent heartbeat"}
+
+
+def ft_launcher(out: Path, nproc: int, fork: bool, env: dict[str, str] | None = None,
+                binary: Path | None = None) -> dict[str, float | None]:
+    """Our ft_launcher, or NVIDIA's when ``binary`` names it (same flags; it has no fork server)."""
+    command = [str(binary or BIN / "ft_launcher"), "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=1",
                f"--ft-rank-heartbeat-timeout={TIMEOUT}", "--ft-workload-check-interval=0.1",
-               *([] if fork else ["--no-fork-server"]), str(WORKER), f"out={out}", "hang=1@0"]
+               *([] if fork or binary else ["--no-fork-server"]), str(WORKER), f"out={out}", "hang=1@0"]
     run = Run(command, out, env)
     first = run.wait_for(lambda: _first_step(out, 0, nproc), 120)
     hang = run.wait_for(lambda: _stamp(out / "hang.a0.r1"), 60)
-    detected = run.wait_for(lambda: run.first_line("sent no heartbeat"), TIMEOUT + 30)
+    detected = run.wait_for(lambda: run.first_line(DETECTED["nvidia" if binary else "ours"]), TIMEOUT + 30)
     second = run.wait_for(lambda: _first_step(out, 1, nproc), 120)
     ended = run.end()
     return {
@@ -127,16 +136,20 @@ def _fmt(value: float | None, missing: str) -> str:
     return missing if value is None else f"{value:.2f} s"
 
 
-def measure(nproc: int, repeat: int, tmp: Path) -> list[tuple[str, ...]]:
+def measure(nproc: int, repeat: int, tmp: Path, nvidia: Path | None = None) -> list[tuple[str, ...]]:
     """Table rows for ``nproc`` ranks: each launcher's medians over ``repeat`` runs, interleaved."""
     wait = TIMEOUT + 8.0
     results: dict[str, list[dict]] = {"torchrun": [], "ft_launcher": [], "ft_launcher --no-fork-server": []}
+    if nvidia:
+        results["NVIDIA ft_launcher"] = []
     for i in range(repeat):
         for name in results:
             out = tmp / f"n{nproc}_{name.replace(' ', '_')}_{i}"
             out.mkdir()
             if name == "torchrun":
                 results[name].append(torchrun(out, nproc, wait))
+            elif name == "NVIDIA ft_launcher":
+                results[name].append(ft_launcher(out, nproc, fork=False, binary=nvidia))
             else:
                 results[name].append(ft_launcher(out, nproc, fork="no-fork" not in name))
     median = {name: {key: _median([r[key] for r in runs]) for key in runs[0]} for name, runs in results.items()}
@@ -154,12 +167,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nproc", type=int, nargs="+", default=[2], help="ranks per run, one table block each")
     parser.add_argument("--repeat", type=int, default=2, help="runs per launcher (median reported)")
+    parser.add_argument("--nvidia", type=Path, default=None, metavar="FT_LAUNCHER",
+                        help="NVIDIA's ft_launcher (nvidia-resiliency-ext), e.g. from another venv: adds its rows")
     options = parser.parse_args()
     rows = [("ranks", "launcher", "launch → 1st step", "vs torchrun", f"hang → detection (timeout {TIMEOUT:g} s)",
              "detection → next 1st step", "total")]
     with tempfile.TemporaryDirectory(prefix="recovery_bench_") as tmp:
         for nproc in options.nproc:
-            rows += measure(nproc, options.repeat, Path(tmp))
+            rows += measure(nproc, options.repeat, Path(tmp), options.nvidia)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print(f"recovery benchmark: gloo, CPU, {os.cpu_count()} cores; median of {options.repeat} run(s) each")
     for row in rows:

@@ -3,7 +3,9 @@
 Each difference between releases is found by looking at the installed code (a parameter, an
 attribute), never by comparing version numbers, so a release that keeps a shape keeps working and
 one that changes it fails ``tests/unit/test_compat.py`` with the name that moved. Nothing outside
-this module touches these names; ``PRIVATE_NAMES`` lists them for that test and for maintainers.
+this module touches these names; ``PRIVATE_NAMES`` lists them for that test and for maintainers. The
+one exception is ``launcher/group_lifetime.py``: it runs inside forked workers, which must not pay for
+importing elastic, so it reads its one name (listed here too) by ``getattr`` with a fallback.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("multiprocessing.api._terminate_process_handler", "elastic's SIGTERM handler, installed early"),
     ("rendezvous.utils._parse_rendezvous_config", "torchrun's --rdzv-conf parser"),
     ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments", "-m sweep expansion"),
+    ("distributed_c10d._world.pg_map", "every process group a forked worker destroys; kept until it exits "
+     "(launcher/group_lifetime.py; without it, only the default group is kept)"),
 )
 
 

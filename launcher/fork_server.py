@@ -3,7 +3,7 @@
 Why: a fresh worker spends seconds before its first step, most of it importing torch; a fork of a
 process that already imported it does not. ``ft_launcher`` starts the zygote first thing, so its
 imports overlap the launcher's, and every attempt (first launch and each restart) forks from it.
-The zygote itself is ``launcher/zygote.py`` (what it preloads, and why not torch._dynamo). Requests
+The zygote itself is ``launcher/zygote.py`` (what it preloads). Requests
 and reports are JSON lines on two pipes; nothing is unpickled. This module imports only the
 standard library: the launcher imports it before anything heavy.
 """

@@ -11,6 +11,7 @@ from typing import IO
 
 from ft.stacks import STACK_SIGNAL
 from ft.wire import STACK_FILE_ENV
+from launcher.group_lifetime import keep_groups_until_exit
 
 _early_stack_file: IO[str] | None = None
 
@@ -43,6 +44,7 @@ def run_worker(request: dict) -> int:
     os.environ.update(request["env"])
     _dump_stacks_on_request()
     _apply_thread_limits()
+    keep_groups_until_exit()  # this process ends with os._exit: no group teardown, so no teardown deadlock
     argv = list(request["argv"])
     code = 0
     try:

@@ -16,13 +16,14 @@ import select
 import signal
 import sys
 
-# What the zygote imports. Not torch._dynamo nor its heavy dependencies: preloaded, they make the
-# gloo process-group teardown deadlock now and then (evidence in docs/launcher.md, "Why not torch._dynamo").
 # The zygote's parent-death signal (fork_server sets it before exec). A real-time signal: SIGUSR1 and
 # the like are what schedulers send to every process of a job as a stop warning (--stop-signal).
 LAUNCHER_GONE = signal.SIGRTMIN + 2
-PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "hydra", "omegaconf", "rich", "rich.logging",
-           "rich.progress", "yaml")
+# What the zygote imports. torch._dynamo too: the first DistributedDataParallel(...) imports it, about
+# 1.4 s here and several seconds on a CUDA build. Imported this early it made gloo teardown deadlock
+# now and then; forked workers never tear their groups down (launcher.group_lifetime explains why).
+PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo", "hydra", "omegaconf", "rich",
+           "rich.logging", "rich.progress", "yaml")
 
 
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:

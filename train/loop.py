@@ -68,14 +68,26 @@ def run(cfg: DictConfig) -> int:
         code = train_to_the_end(state)
     except BaseException:
         # Another rank may be gone: leave the group first, so shutting down runs no collective.
+        release_model(state)
         distributed.teardown(ctx)
         session.shutdown()
         raise
     # Leave the group while heartbeat deadlines still cover it; only what follows falls to rank_exit_timeout.
     session.close_stop_handler()
+    release_model(state)
     distributed.teardown(ctx)
     session.shutdown()
     return code
+
+
+def release_model(state: TrainingRun) -> None:
+    """Drop the DDP model before the process group goes, so its Reducer is never the group's last owner.
+
+    A Reducer that frees the gloo group does so holding the GIL, and the group's teardown can then
+    wait forever for a run-loop thread that needs that GIL (docs/launcher.md, "Fork server").
+    """
+    state.parts = None
+    state.stateful = {}
 
 
 def build_and_resume(state: TrainingRun) -> None:

@@ -1,9 +1,11 @@
 """A tiny 2-rank DDP job for the recovery benchmark: records when each rank takes its first step.
 
 Arguments ``key=value``: ``out=DIR``, ``steps=N``, ``hang=RANK@ATTEMPT`` (sleep forever at step 3),
+``crash=RANK@ATTEMPT`` (exit 1 at step 3),
 ``phases=1`` (write per-phase times), ``preimport=MOD,...`` (import modules before the process group).
+Heartbeats go to ft_launcher's monitor, or to NVIDIA's when that launcher runs the job.
 Writes ``first_step.a<attempt>.r<rank>`` (wall-clock time of the first finished step) and
-``hang.a<attempt>.r<rank>`` (when the hang began). Heartbeats go to ft_launcher's monitor when present.
+``hang.a<attempt>.r<rank>`` (when the hang began).
 """
 
 import faulthandler
@@ -26,6 +28,7 @@ def main(options: dict[str, str]) -> int:
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     hang = options.get("hang", "")
     hang_here = hang and hang.split("@") == [str(rank), str(attempt)]
+    crash_here = options.get("crash", "").split("@") == [str(rank), str(attempt)]
     (out / f"pid.a{attempt}.r{rank}").write_text(str(os.getpid()))  # so a benchmark can clean up
     if options.get("preimport"):  # to study import-order effects: modules imported before the process group
         import importlib
@@ -40,6 +43,11 @@ def main(options: dict[str, str]) -> int:
 
         client = RankMonitorClient()
         client.init_workload_monitoring()
+    elif os.environ.get("FT_LAUNCHER_IPC_SOCKET"):  # NVIDIA's ft_launcher (benchmarks/recovery.py --nvidia)
+        from nvidia_resiliency_ext.fault_tolerance import RankMonitorClient as NvidiaClient
+
+        client = NvidiaClient()
+        client.init_workload_monitoring()
     phases.append(("monitor client", time.time()))
     torch.manual_seed(0)
     model = DistributedDataParallel(torch.nn.Linear(32, 4))
@@ -49,6 +57,8 @@ def main(options: dict[str, str]) -> int:
         if hang_here and step == 3:
             (out / f"hang.a{attempt}.r{rank}").write_text(repr(time.time()))
             time.sleep(3600)
+        if crash_here and step == 3:
+            os._exit(1)
         optim.zero_grad()
         model(data).sum().backward()
         optim.step()

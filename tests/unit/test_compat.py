@@ -43,6 +43,13 @@ def test_every_private_name_is_listed_and_only_compat_uses_them() -> None:
         assert not found, f"{path.name} uses {found}: go through launcher/compat.py"
 
 
+def test_the_process_group_map_a_forked_worker_keeps_is_there() -> None:
+    from torch.distributed import distributed_c10d as c10d
+
+    assert isinstance(c10d._world.pg_map, dict)
+    assert hasattr(c10d.GroupMember, "WORLD")
+
+
 def test_start_processes_is_a_module_global_the_agent_calls() -> None:
     assert callable(local_agent.start_processes)
     source = inspect.getsource(local_agent.LocalElasticAgent._start_workers)
