@@ -31,6 +31,7 @@ from launcher.pcontext import EndPolicy, ForkedContext, ProcessContext, WorkerGr
 from launcher.report import JobRecord, Outcome
 from launcher.stacks import top_frames, waits_on_peers
 from launcher.stop_signals import handled as handled_stop_signals
+from launcher.worker_store import USE_AGENT_STORE_ENV, WorkerStore
 
 log = logging.getLogger("launcher")
 # A second SIGINT, SIGTERM, SIGHUP or SIGQUIT while the workers stop means "now"; a repeated
@@ -51,6 +52,7 @@ class WorkerLaunch:
     monitor: Any | None  # ft.monitor.RankMonitor, absent when fault_tolerance.enabled is false
     ft: FaultToleranceConfig
     record: JobRecord
+    worker_store: WorkerStore | None = None  # one-node jobs: the launcher hosts the workers' store
 
 
 class FaultTolerantAgent(CompatibleAgent):
@@ -104,7 +106,11 @@ class FaultTolerantAgent(CompatibleAgent):
 
     def _start_processes(self, name, entrypoint, args, envs, logs_specs, log_line_prefixes=None,
                          **_ignored) -> WorkerGroupContext:
+        store = self._launch.worker_store
+        hosted = store is not None and bool(envs) and store.open(int(next(iter(envs.values()))["MASTER_PORT"]))
         for env in envs.values():
+            if hosted:
+                env[USE_AGENT_STORE_ENV] = "True"
             env.update(self._launch.extra_env)
             env[ATTEMPT_ID_ENV] = self._attempt_id
             if self._launch.monitor is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -22,13 +23,19 @@ from ft import exit_codes
 from launcher import launch_log
 from launcher.agent import FaultTolerantAgent, WorkerLaunch
 from launcher.args import LaunchArgs, parse_nnodes
-from launcher.compat import parse_rendezvous_config, terminate_process_handler, untested_torch
+from launcher.compat import (
+    parse_rendezvous_config,
+    rendezvous_without_random_skew,
+    terminate_process_handler,
+    untested_torch,
+)
 from launcher.fork_server import ForkServer
 from launcher.plan import JobPlan
 from launcher.report import JobRecord, Outcome, settings_table
 from launcher.stop_outcome import stop_exit_code, stopped_exit_codes_ok
 from launcher.stop_signals import export as export_stop_signals
 from launcher.stop_signals import ignore_repeats as ignore_stop_signals
+from launcher.worker_store import WorkerStore
 
 log = logging.getLogger("launcher")
 
@@ -124,6 +131,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         extra_env["PULSETRAIN_RUN_DIR"] = str(plan.run_dir)
     monitor = None
     agent = None
+    worker_store = None
     shutdown_rdzv = True
     rdzv_handler = None
     temp_stacks = None
@@ -141,10 +149,14 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
                           rdzv_handler=rdzv_handler, max_restarts=args.max_restarts,
                           monitor_interval=args.monitor_interval, master_addr=master_addr,
                           master_port=master_port, local_addr=args.local_addr)
+        one_node = parse_nnodes(args.nnodes)[1] == 1
+        worker_store = WorkerStore() if one_node else None
         launch = WorkerLaunch(command=(bool(args.module), args.training_script), fork_server=fork_server,
-                              extra_env=extra_env, monitor=monitor, ft=settings.config, record=record)
+                              extra_env=extra_env, monitor=monitor, ft=settings.config, record=record,
+                              worker_store=worker_store)
         agent = FaultTolerantAgent(spec, _logs_specs(args, plan), launch, args.term_timeout)
-        result = agent.run()
+        with rendezvous_without_random_skew() if one_node else contextlib.nullcontext():
+            result = agent.run()
         if result is None:  # the rendezvous was closed by another node
             record.exit_code = exit_codes.FAILED
         elif result.state == WorkerState.SUCCEEDED:
@@ -175,6 +187,8 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
     finally:
         if agent is not None and agent.worker_context is not None:
             agent.worker_context.close(signal.SIGKILL, 1)  # nothing of this job may outlive it
+        if worker_store is not None:
+            worker_store.close()
         if rdzv_handler is not None and shutdown_rdzv:
             rdzv_handler.shutdown()
         if monitor is not None:

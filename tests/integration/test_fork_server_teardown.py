@@ -39,6 +39,7 @@ def test_a_forked_worker_has_dynamo_preloaded_and_keeps_the_group_it_destroyed(l
         assert report["dynamo_preloaded"], "the fork server imports torch._dynamo before forking"
         # Kept until os._exit: the Reducer was never the group's last owner, so it joined nothing.
         assert report["kept"]
+        assert report["agent_store"] == "True", "a one-node job's launcher hosts the workers' store"
 
 
 def test_a_plain_worker_frees_its_group_as_usual(launches, tmp_path):
@@ -50,3 +51,4 @@ def test_a_plain_worker_frees_its_group_as_usual(launches, tmp_path):
     for report in _reports(out):
         assert not report["dynamo_preloaded"]
         assert not report["keeper_loaded"] and not report["kept"], "a plain process is left as torchrun leaves it"
+        assert report["agent_store"] == "True"

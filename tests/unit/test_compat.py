@@ -50,6 +50,21 @@ def test_the_process_group_map_a_forked_worker_keeps_is_there() -> None:
     assert hasattr(c10d.GroupMember, "WORLD")
 
 
+def test_a_one_node_rendezvous_skips_only_the_random_skew(monkeypatch) -> None:
+    import time
+
+    import torch.distributed.elastic.rendezvous.dynamic_rendezvous as dynamic
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    original = dynamic._delay
+    with compat.rendezvous_without_random_skew():
+        dynamic._delay(seconds=(0, 0.3))  # the skew before a join in round 0
+        dynamic._delay(seconds=1)  # the poll while waiting for other nodes
+    assert slept == [1]
+    assert dynamic._delay is original
+
+
 def test_start_processes_is_a_module_global_the_agent_calls() -> None:
     assert callable(local_agent.start_processes)
     source = inspect.getsource(local_agent.LocalElasticAgent._start_workers)
