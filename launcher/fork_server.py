@@ -34,9 +34,16 @@ class ForkServer:
         self._rep_r, rep_w = os.pipe()
         # A parent-death signal from before exec: a launcher killed while the zygote still imports
         # torch (seconds) must not leave it behind. Started first thing, before the launcher has threads.
+        launcher = os.getpid()
+
+        def die_with_the_launcher() -> None:
+            set_parent_death_signal(LAUNCHER_GONE)
+            if os.getppid() != launcher:  # it died before the line above: no signal will come
+                os._exit(1)
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "launcher.zygote", str(req_r), str(rep_w)],
-            pass_fds=(req_r, rep_w), env=env, preexec_fn=lambda: set_parent_death_signal(LAUNCHER_GONE),
+            pass_fds=(req_r, rep_w), env=env, preexec_fn=die_with_the_launcher,
         )
         os.close(req_r)
         os.close(rep_w)
