@@ -19,11 +19,11 @@ from typing import Any
 
 from torch.distributed.elastic.agent.server.api import RunResult, WorkerGroup, WorkerState
 
-from ft import exit_codes
-from ft.config import FaultToleranceConfig
-from ft.rank_watch import ExpectedWorker
-from ft.wire import STACK_FILE_ENV
-from launcher.attempt_id import ATTEMPT_ID_ENV, agree_attempt_id
+from ft import ExitCode
+from ft.monitor.rank_watch import ExpectedWorker
+from ft.shared.config import FaultToleranceConfig
+from ft.shared.contracts import ATTEMPT_ID_ENV, STACK_FILE_ENV
+from launcher.attempt_id import agree_attempt_id
 from launcher.compat import CompatibleAgent
 from launcher.exit_watch import ExitWatch
 from launcher.fork_server import ForkServer, ForkServerError
@@ -148,14 +148,14 @@ class FaultTolerantAgent(CompatibleAgent):
             self._fail_attempt(f"rank {rank} crashed ({'signal' if first.exitcode < 0 else 'exit'} "
                                f"{abs(first.exitcode)})")
             log.error("rank %d (local rank %d, pid %d) %s", rank, first.local_rank, first.pid, how)
-            if first.exitcode == exit_codes.USAGE_ERROR:
+            if first.exitcode == ExitCode.USAGE_ERROR:
                 # train.py exits 2 for a config or checkpoint the user must fix: retrying only repeats it.
                 self.usage_error, self.restarts_left = True, 0
                 log.error("exit code %d means bad configuration or input (see the worker's message above): "
-                          "not restarting", exit_codes.USAGE_ERROR)
+                          "not restarting", ExitCode.USAGE_ERROR)
         elif result.state == WorkerState.SUCCEEDED:
             codes = self.group.exit_codes() if self.group is not None else {}
-            self.stopped_on_request = any(code == exit_codes.STOPPED_ON_REQUEST for code in codes.values())
+            self.stopped_on_request = any(code == ExitCode.STOPPED_ON_REQUEST for code in codes.values())
             self._end_attempt("stopped on request" if self.stopped_on_request else "finished", Outcome.OK)
         return result
 

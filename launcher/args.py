@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ft.config import FIELD_NAMES, SETTINGS
+from ft.shared.config import FIELD_NAMES, SETTINGS
+from ft.shared.contracts import NO_FORK_SERVER_ENV
 
 DEFAULT_TERM_TIMEOUT = 30.0
-NO_FORK_SERVER_ENV = "PULSETRAIN_NO_FORK_SERVER"
+
 
 
 class UsageError(Exception):

@@ -6,7 +6,6 @@ import uuid
 
 from torch.distributed.elastic.agent.server.api import WorkerGroup
 
-ATTEMPT_ID_ENV = "PULSETRAIN_ATTEMPT_ID"
 _KEY = "pulsetrain/attempt_id"
 
 

@@ -46,17 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(argv, server)
     except _StoppedEarly as exc:
-        from ft.exit_codes import STOPPED_ON_REQUEST
+        from ft import ExitCode
 
         sys.stderr.write(f"ft_launcher: {exc} before any worker started; stopping\n")
-        return STOPPED_ON_REQUEST  # nothing was lost: relaunch to run
+        return ExitCode.STOPPED_ON_REQUEST  # nothing was lost: relaunch to run
     finally:
         if server is not None:
             server.close()
 
 
 def _run(argv: list[str], server) -> int:
-    from ft import exit_codes
+    from ft import ExitCode
     from launcher.args import UsageError, parse
     from launcher.report import setup_logging
 
@@ -73,7 +73,7 @@ def _run(argv: list[str], server) -> int:
         check_devices([plan.device for plan in plans], nproc)
     except UsageError as exc:
         sys.stderr.write(f"ft_launcher: error: {exc}\n")
-        return exit_codes.USAGE_ERROR
+        return ExitCode.USAGE_ERROR
     if plans and plans[0].sweep_dir is not None:
         if server is not None:
             server.close()  # each point is an ft_launcher of its own, with its own fork server

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 
-from ft.events import RankEvent
-from ft.rank_watch import WatchedRank
-from ft.stacks import capture_stacks
+from ft.monitor.events import RankEvent
+from ft.monitor.rank_watch import WatchedRank
+from ft.monitor.stacks import capture_stacks
 
 _NS = 1e9
 

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import threading
 
-from launcher.zygote import LAUNCHER_GONE, set_parent_death_signal
+from ft import set_parent_death_signal
+from launcher.zygote import LAUNCHER_GONE
 
-__all__ = ["ForkServer", "ForkServerError", "set_parent_death_signal"]
+__all__ = ["ForkServer", "ForkServerError"]
 
 
 class ForkServerError(RuntimeError):

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ft.config import FIELD_NAMES, FaultToleranceConfig, FaultToleranceConfigError
-from ft.config_sources import load_yaml_section, parse_cli_values
+from ft.shared.config import FIELD_NAMES, FaultToleranceConfig, FaultToleranceConfigError
+from ft.shared.config_sources import load_yaml_section, parse_cli_values
 from launcher.args import UsageError
 
 SECTION = "fault_tolerance"

@@ -154,7 +154,7 @@ def compose(location: ConfigLocation, overrides: list[str], job_name: str) -> An
     from hydra import initialize, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from ft.config import register_configs
+    from ft.shared.config import register_configs
 
     register_configs()
     GlobalHydra.instance().clear()

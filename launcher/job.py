@@ -19,7 +19,7 @@ from torch.distributed.elastic.rendezvous import RendezvousParameters
 from torch.distributed.elastic.rendezvous import registry as rdzv_registry
 from torch.distributed.elastic.rendezvous.utils import parse_rendezvous_endpoint
 
-from ft import exit_codes
+from ft import ExitCode
 from launcher import launch_log
 from launcher.agent import FaultTolerantAgent, WorkerLaunch
 from launcher.args import LaunchArgs, parse_nnodes
@@ -138,7 +138,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
     try:
         rdzv_handler, master_addr, master_port = _rendezvous(args, nproc)
         if settings.config.enabled:
-            from ft.monitor import RankMonitor
+            from ft.monitor.rank_monitor import RankMonitor
 
             stack_dir, temporary = _stack_dir(args, plan)
             temp_stacks = stack_dir if temporary else None
@@ -158,14 +158,14 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         with rendezvous_without_random_skew() if one_node else contextlib.nullcontext():
             result = agent.run()
         if result is None:  # the rendezvous was closed by another node
-            record.exit_code = exit_codes.FAILED
+            record.exit_code = ExitCode.FAILED
         elif result.state == WorkerState.SUCCEEDED:
-            record.exit_code = exit_codes.STOPPED_ON_REQUEST if agent.stopped_on_request else exit_codes.FINISHED
+            record.exit_code = ExitCode.STOPPED_ON_REQUEST if agent.stopped_on_request else ExitCode.FINISHED
         elif agent.usage_error:
-            record.exit_code = exit_codes.USAGE_ERROR
+            record.exit_code = ExitCode.USAGE_ERROR
         else:
             log.error("the restart budget is spent (--max-restarts=%d): giving up", args.max_restarts)
-            record.exit_code = exit_codes.FAILED
+            record.exit_code = ExitCode.FAILED
     except SignalException as exc:
         ignore_stop_signals()  # the workers are stopped: a late repeat has nothing left to stop
         shutdown_rdzv = False  # as torchrun: keep the rendezvous open for a relaunch
@@ -183,7 +183,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
             record.current.cause, record.current.outcome = f"{exc.sigval.name} to the launcher", Outcome.STOPPED
     except Exception as exc:  # rendezvous errors and the like: one line, the job failed
         log.error("job failed: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
-        record.exit_code = exit_codes.FAILED
+        record.exit_code = ExitCode.FAILED
     finally:
         if agent is not None and agent.worker_context is not None:
             agent.worker_context.close(signal.SIGKILL, 1)  # nothing of this job may outlive it
@@ -203,7 +203,6 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
 
 def _log_end(record: JobRecord) -> None:
     total = (record.ended or 0) - record.started
-    words = {0: "finished", 1: "failed", 2: "failed on bad configuration or input", 75: "stopped on request (relaunch with the same run directory to continue)"}
     log.info("%s %s after %.1f s, %d attempt(s), exit code %s", record.name,
-             words.get(record.exit_code, "ended"), total, len(record.attempts), record.exit_code)
+             ExitCode.describe(record.exit_code), total, len(record.attempts), record.exit_code)
 

@@ -23,12 +23,12 @@ from typing import Any
 from torch.distributed.elastic.multiprocessing.api import PContext, RunProcsResult
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from ft.exit_codes import STOPPED_ON_REQUEST
+from ft import ExitCode, set_parent_death_signal
 from launcher.compat import SessionSubprocessHandler
-from launcher.fork_server import ForkServer, set_parent_death_signal
+from launcher.fork_server import ForkServer
 
 log = logging.getLogger("launcher")
-DONE_CODES = (0, STOPPED_ON_REQUEST)
+DONE_CODES = (ExitCode.FINISHED, ExitCode.STOPPED_ON_REQUEST)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ft import exit_codes
+from ft import ExitCode
 from launcher.pcontext import DONE_CODES
 
 
@@ -13,11 +13,11 @@ def stop_exit_code(codes: dict[int, int | None]) -> int:
     A rank killed because it hung or because a second signal asked for it loses only the steps
     since the last checkpoint, which a relaunch redoes.
     """
-    if codes and all(code == exit_codes.FINISHED for code in codes.values()):
-        return exit_codes.FINISHED
-    if any(code == exit_codes.USAGE_ERROR for code in codes.values()):
-        return exit_codes.USAGE_ERROR
-    return exit_codes.STOPPED_ON_REQUEST
+    if codes and all(code == ExitCode.FINISHED for code in codes.values()):
+        return ExitCode.FINISHED
+    if any(code == ExitCode.USAGE_ERROR for code in codes.values()):
+        return ExitCode.USAGE_ERROR
+    return ExitCode.STOPPED_ON_REQUEST
 
 
 def stopped_exit_codes_ok(codes: dict[int, int | None]) -> bool:

@@ -14,7 +14,8 @@ import logging
 import os
 import signal
 
-from ft.preemption import STOP_SIGNALS_ENV, parse_stop_signal
+from ft.client.preemption import parse_stop_signal
+from ft.shared.contracts import STOP_SIGNALS_ENV
 
 log = logging.getLogger("launcher")
 DEFAULT_SIGNALS_TO_HANDLE = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ft import exit_codes
+from ft import ExitCode, write_json_atomic
 
 FILE_NAME = "point.json"
 
@@ -61,8 +60,8 @@ class PointResult:
 
 
 def outcome_of(code: int) -> Outcome:
-    return {exit_codes.FINISHED: Outcome.FINISHED, exit_codes.STOPPED_ON_REQUEST: Outcome.STOPPED,
-            exit_codes.USAGE_ERROR: Outcome.BAD_INPUT}.get(code, Outcome.FAILED)
+    return {ExitCode.FINISHED: Outcome.FINISHED, ExitCode.STOPPED_ON_REQUEST: Outcome.STOPPED,
+            ExitCode.USAGE_ERROR: Outcome.BAD_INPUT}.get(code, Outcome.FAILED)
 
 
 def read(run_dir: Path) -> dict[str, Any] | None:
@@ -80,12 +79,7 @@ def write(point: SweepPoint, status: str, **values: Any) -> None:
     path = point.run_dir / FILE_NAME
     data = {"number": point.number, "overrides": point.overrides, "status": status,
             "written_at": round(time.time(), 3), **values}
-    tmp = path.with_name(f".{FILE_NAME}.tmp.{os.getpid()}")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, data)
 
 
 def earlier_run(point: SweepPoint) -> tuple[dict[str, Any] | None, str | None]:

@@ -9,7 +9,6 @@ forwarded to the running points (each saves a checkpoint and exits 75) and no po
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import signal
 import subprocess
@@ -18,19 +17,13 @@ import time
 from collections import deque
 from collections.abc import Iterator
 
-from ft import exit_codes
+from ft import ExitCode, set_parent_death_signal
 from launcher import sweep_point
 from launcher.sweep_point import Outcome, PointResult, SweepPoint
 
 log = logging.getLogger("launcher")
 DEFAULT_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _POLL_S = 0.1
-
-
-def _die_with_parent() -> None:
-    """In the child: killed when the sweep process dies, so no point outlives it unwatched."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 class _Stop:
@@ -74,10 +67,10 @@ def run_points(points: list[SweepPoint], n_jobs: int = 1,
         record, refusal = sweep_point.earlier_run(point)
         if refusal:
             log.error("point %s: %s", point.label, refusal)
-            results[point.number] = PointResult(point, Outcome.BAD_INPUT, exit_codes.USAGE_ERROR, message=refusal)
+            results[point.number] = PointResult(point, Outcome.BAD_INPUT, ExitCode.USAGE_ERROR, message=refusal)
         elif record and record.get("status") == "finished":
             log.info("point %s: already finished in %s; skipped", point.label, point.run_dir)
-            results[point.number] = PointResult(point, Outcome.ALREADY_FINISHED, exit_codes.FINISHED,
+            results[point.number] = PointResult(point, Outcome.ALREADY_FINISHED, ExitCode.FINISHED,
                                                 record.get("started_at"), record.get("ended_at"))
         else:
             if record:
@@ -119,7 +112,7 @@ def _start(point: SweepPoint, own_log: bool) -> subprocess.Popen:
     try:
         # Its own session: a Ctrl-C in the terminal reaches the point once, forwarded by the handler above.
         return subprocess.Popen(point.command, stdout=output, stderr=subprocess.STDOUT if output else None,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True, preexec_fn=set_parent_death_signal)
     finally:
         if output is not None:
             output.close()
@@ -137,7 +130,7 @@ def _finish(point: SweepPoint, code: int, began: float) -> PointResult:
 def exit_code(results: list[PointResult]) -> int:
     """75 while points remain (stopped or not started), else 1 if a point failed, else 0."""
     if any(r.outcome in (Outcome.STOPPED, Outcome.NOT_STARTED) for r in results):
-        return exit_codes.STOPPED_ON_REQUEST
+        return ExitCode.STOPPED_ON_REQUEST
     if any(r.outcome in (Outcome.FAILED, Outcome.BAD_INPUT) for r in results):
-        return exit_codes.FAILED
-    return exit_codes.FINISHED
+        return ExitCode.FAILED
+    return ExitCode.FINISHED

@@ -7,12 +7,10 @@ Per point: its overrides, outcome, attempts and each fault's detection delay (fr
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ft import final_metrics
+from ft import final_metrics, write_json_atomic
 from launcher import launch_log
 from launcher.report import table
 from launcher.sweep_point import PointResult
@@ -43,9 +41,7 @@ def write(sweep_dir: Path, rows: list[dict[str, Any]], code: int) -> Path:
     """Replace ``sweep_summary.json`` in one rename."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     path = sweep_dir / FILE_NAME
-    tmp = path.with_name(f".{FILE_NAME}.tmp.{os.getpid()}")
-    tmp.write_text(json.dumps({"sweep_dir": str(sweep_dir), "exit_code": code, "points": rows}, indent=1))
-    os.replace(tmp, path)
+    write_json_atomic(path, {"sweep_dir": str(sweep_dir), "exit_code": code, "points": rows})
     return path
 
 

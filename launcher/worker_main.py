@@ -9,8 +9,8 @@ import sys
 import traceback
 from typing import IO
 
-from ft.stacks import STACK_SIGNAL
-from ft.wire import STACK_FILE_ENV
+from ft.monitor.stacks import STACK_SIGNAL
+from ft.shared.contracts import STACK_FILE_ENV
 from launcher.group_lifetime import keep_groups_until_exit
 
 _early_stack_file: IO[str] | None = None

@@ -16,6 +16,8 @@ import select
 import signal
 import sys
 
+from ft import set_parent_death_signal, stop_signals_from_env
+
 # The zygote's parent-death signal (fork_server sets it before exec). A real-time signal: SIGUSR1 and
 # the like are what schedulers send to every process of a job as a stop warning (--stop-signal).
 LAUNCHER_GONE = signal.SIGRTMIN + 2
@@ -24,17 +26,6 @@ LAUNCHER_GONE = signal.SIGRTMIN + 2
 # now and then; forked workers never tear their groups down (launcher.group_lifetime explains why).
 PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo", "hydra", "omegaconf", "rich",
            "rich.logging", "rich.progress", "yaml")
-
-
-def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send ``sig`` to this process when its parent exits (Linux; no-op elsewhere)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(sig), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _exit_code(status: int) -> int:
@@ -57,9 +48,8 @@ def serve(req_fd: int, rep_fd: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The launcher's other stop signals too (a scheduler may send SIGUSR1 to every process of the
     # job). Forked workers inherit this until their loop installs its stop handler.
-    for name in os.environ.get("PULSETRAIN_STOP_SIGNALS", "").split(","):
-        if hasattr(signal, name.strip()) and name.strip().startswith("SIG"):
-            signal.signal(getattr(signal, name.strip()), signal.SIG_IGN)
+    for sig in stop_signals_from_env():
+        signal.signal(sig, signal.SIG_IGN)
     children: set[int] = set()
     # ``python -m`` put the launcher's cwd first on sys.path; ``python script.py`` would not have it.
     if sys.path and sys.path[0] in ("", os.getcwd()):

@@ -14,7 +14,6 @@ silent start from step 0.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -26,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ft import fsync_dir
 from train.errors import CheckpointError, CheckpointReadError
 
 log = logging.getLogger(__name__)
@@ -71,25 +71,6 @@ class _HashingWriter:
 
     def digest(self) -> str:
         return self._hash.hexdigest()[:16]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Replace ``path`` with ``data`` as JSON in one rename (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 class CheckpointStore:
@@ -138,7 +119,7 @@ class CheckpointStore:
                 on_written()
             final = self.directory / f"step_{step:08d}.{writer.digest()}.pt"
             os.replace(tmp, final)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         finally:
             tmp.unlink(missing_ok=True)
         self._prune(keep=final)

@@ -7,7 +7,6 @@ holds two integers and resuming is exact.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import signal
@@ -16,10 +15,9 @@ from typing import Any
 
 import torch
 
-from ft import stop_signals_from_env
+from ft import set_parent_death_signal, stop_signals_from_env
 
 _SPLIT_OFFSETS = {"train": 0, "val": 1_000_003}
-_PR_SET_PDEATHSIG = 1
 
 
 def _loader_worker_init(rank_pid: int, _worker_id: int) -> None:
@@ -33,10 +31,7 @@ def _loader_worker_init(rank_pid: int, _worker_id: int) -> None:
     """
     for sig in {signal.SIGINT, *stop_signals_from_env()}:
         signal.signal(sig, signal.SIG_IGN)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    except (OSError, AttributeError):  # not Linux: the watchdog remains
+    if not set_parent_death_signal():  # not Linux: the watchdog remains
         return
     if os.getppid() != rank_pid:  # the rank died before prctl took effect
         os._exit(1)

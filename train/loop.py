@@ -12,9 +12,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ft import FaultToleranceConfig, exit_codes, final_metrics
+from ft import ExitCode, FaultToleranceConfig, final_metrics, write_json_atomic
 from train import distributed, training_state
-from train.checkpointing import CheckpointStore, write_json_atomic
+from train.checkpointing import CheckpointStore
 from train.components import Components, build_components
 from train.config_checks import check_training_config, run_dir_of
 from train.distributed import DistributedContext
@@ -48,7 +48,7 @@ class TrainingRun:
 
 
 def run(cfg: DictConfig) -> int:
-    """Train to ``trainer.max_steps``; returns ``exit_codes.FINISHED`` (0) or ``STOPPED_ON_REQUEST`` (75)."""
+    """Train to ``trainer.max_steps``; returns ``ExitCode.FINISHED`` (0) or ``STOPPED_ON_REQUEST`` (75)."""
     ft_config = FaultToleranceConfig.from_mapping(cfg.fault_tolerance)
     fault = FaultPlan.from_config(cfg.get("fault"))
     check_training_config(cfg)
@@ -186,7 +186,7 @@ def train_to_the_end(state: TrainingRun) -> int:
                 log.log(logging.WARNING if ctx.is_main else logging.INFO,
                         "stopped on request after step %d (checkpoint saved); relaunch with the same "
                         "run dir to continue: hydra.run.dir=%s", step, state.run_dir)
-                return exit_codes.STOPPED_ON_REQUEST
+                return ExitCode.STOPPED_ON_REQUEST
     finally:
         parts.train_batches.close()  # loader worker processes end with the loop, whatever ended it
         report.close()
@@ -197,7 +197,7 @@ def train_to_the_end(state: TrainingRun) -> int:
                       step, max_steps, (step - first_step) / elapsed, step - first_step, state.store.directory)
     if ctx.is_main:
         _finish(state, step, sinks.last)
-    return exit_codes.FINISHED
+    return ExitCode.FINISHED
 
 
 # Faults that fire as a step begins (the loop logs them as events on rank 0 before they fire).

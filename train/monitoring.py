@@ -21,8 +21,8 @@ from ft import (
     process_group_active,
     stop_signals_from_env,
     timeouts_from_state_dict,
+    write_json_atomic,
 )
-from train.checkpointing import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ft.config import FIELD_NAMES
+from ft.shared.config import FIELD_NAMES
 from launcher.plan import quote
 
 __all__ = ["check_options", "fixed_overrides", "hydra_overrides", "launcher_command", "point_dir",

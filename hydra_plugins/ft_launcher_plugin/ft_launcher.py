@@ -22,7 +22,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ft import exit_codes
+from ft import ExitCode
 
 log = logging.getLogger("launcher")
 # Hydra overrides that belong to the sweep, not to a point's own run.
@@ -48,7 +48,7 @@ class FtLauncher(Launcher):
             commands.check_options(self.options)
         except commands.FtLauncherOptionError as exc:  # the user's mistake: one line, exit 2, nothing started
             sys.stderr.write(f"hydra/launcher=ft: error: {exc}\n")
-            sys.exit(exit_codes.USAGE_ERROR)
+            sys.exit(ExitCode.USAGE_ERROR)
         self.config, self.hydra_context = config, hydra_context
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -80,13 +80,13 @@ class FtLauncher(Launcher):
         log.info("launching %d point(s) under ft_launcher, %d at a time, in %s", len(points),
                  max(1, int(self.options.n_jobs)), sweep_dir)
         results = self.sweep.run(points)
-        if self.sweep.exit_code == exit_codes.STOPPED_ON_REQUEST:  # the rest waits for a relaunch of the sweep
-            sys.exit(exit_codes.STOPPED_ON_REQUEST)
+        if self.sweep.exit_code == ExitCode.STOPPED_ON_REQUEST:  # the rest waits for a relaunch of the sweep
+            sys.exit(ExitCode.STOPPED_ON_REQUEST)
         basic = self.config.hydra.runtime.choices.get("hydra/sweeper") == "basic"
-        if self.sweep.exit_code == exit_codes.FAILED and basic:
+        if self.sweep.exit_code == ExitCode.FAILED and basic:
             # The basic sweeper would raise the first failure with a traceback; the summary already says it all.
             log.error("a point failed (see the summary above and its run directory): the sweep fails (exit 1)")
-            sys.exit(exit_codes.FAILED)
+            sys.exit(ExitCode.FAILED)
         return [_job_return(result, cfg) for result, cfg in zip(results, configs, strict=True)]
 
     def _point_config(self, overrides: list[str], number: int) -> DictConfig:

@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from ft.monitor import RankMonitor
+from ft.monitor.rank_monitor import RankMonitor
 from launcher.cli import main
 
 _check_deadlines = RankMonitor._check_deadlines

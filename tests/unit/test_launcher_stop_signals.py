@@ -6,7 +6,8 @@ import signal
 
 import pytest
 
-from ft.preemption import STOP_SIGNALS_ENV, parse_stop_signal, stop_signals_from_env
+from ft.client.preemption import parse_stop_signal, stop_signals_from_env
+from ft.shared.contracts import STOP_SIGNALS_ENV
 from launcher import stop_signals
 from launcher.args import UsageError, launcher_flags, parse
 

@@ -112,7 +112,7 @@ def test_every_plugin_option_is_in_the_docs_with_its_default():
 
 
 def test_summary_adds_up_every_launch_of_a_point_with_its_detections(tmp_path):
-    from ft.events import RankEvent
+    from ft.monitor.events import RankEvent
     from launcher import launch_log
     from launcher.report import JobRecord
     from launcher.sweep_summary import point_summary

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ft.errors import RankMonitorStateError
+from ft.shared.errors import RankMonitorStateError
 
 STATE_FORMAT = "pulsetrain.ft.heartbeat_timeouts"
 STATE_VERSION = 2

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ft.events import EventKind, RankEvent
-from ft.heartbeat_slots import HeartbeatFile, SlotReading
+from ft.monitor.events import EventKind, RankEvent
+from ft.shared.heartbeat_slots import HeartbeatFile, SlotReading
 
 _NS = 1e9
 

@@ -18,18 +18,19 @@ import threading
 import time
 from pathlib import Path
 
-from ft.config import FaultToleranceConfig
-from ft.errors import RankMonitorError
-from ft.event_publisher import EventPublisher
-from ft.events import RankEvent
-from ft.heartbeat_slots import HeartbeatFile
-from ft.loop_guard import LoopGuard
-from ft.monitor_requests import Connection, RequestHandler, RequestRefused, accept_connections
-from ft.private_dir import SOCKET_NAME, make_private_dir
-from ft.rank_watch import ExpectedWorker, WatchedRank
-from ft.roster import AttemptRoster
-from ft.stacks import stack_file_path
-from ft.wire import ENDPOINT_ENV, MAX_MESSAGE_BYTES, ProtocolError, encode
+from ft.monitor.event_publisher import EventPublisher
+from ft.monitor.events import RankEvent
+from ft.monitor.loop_guard import LoopGuard
+from ft.monitor.private_dir import SOCKET_NAME, make_private_dir
+from ft.monitor.rank_watch import ExpectedWorker, WatchedRank
+from ft.monitor.requests import Connection, RequestHandler, RequestRefused, accept_connections
+from ft.monitor.roster import AttemptRoster
+from ft.monitor.stacks import stack_file_path
+from ft.shared.config import FaultToleranceConfig
+from ft.shared.contracts import ENDPOINT_ENV
+from ft.shared.errors import RankMonitorError
+from ft.shared.heartbeat_slots import HeartbeatFile
+from ft.shared.wire import MAX_MESSAGE_BYTES, ProtocolError, encode
 
 log = logging.getLogger("ft.monitor")
 _COMMAND_WAIT = 10.0

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ft.events import RankEvent
-from ft.rank_watch import ExpectedWorker, WatchedRank
+from ft.monitor.events import RankEvent
+from ft.monitor.rank_watch import ExpectedWorker, WatchedRank
 
 
 class AttemptRoster:

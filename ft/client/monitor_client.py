@@ -12,16 +12,17 @@ import time
 import weakref
 from typing import Any
 
-from ft.calibration import calibrate
-from ft.client_sections import SectionsAPI
-from ft.config import FaultToleranceConfig
-from ft.distributed import rank_and_world
-from ft.errors import RankMonitorClientError
-from ft.heartbeat_slots import HeartbeatWriter
-from ft.monitor_link import MonitorLink
-from ft.sections import SectionClock
-from ft.timeouts import HeartbeatTimeouts, SavedTimeouts, parse_state, to_state_dict
-from ft.wire import ENDPOINT_ENV, PROTOCOL_VERSION
+from ft.client.calibration import calibrate
+from ft.client.collectives import rank_and_world
+from ft.client.monitor_link import MonitorLink
+from ft.client.section_clock import SectionClock
+from ft.client.sections_api import SectionsAPI
+from ft.shared.config import FaultToleranceConfig
+from ft.shared.contracts import ENDPOINT_ENV
+from ft.shared.errors import RankMonitorClientError
+from ft.shared.heartbeat_slots import HeartbeatWriter
+from ft.shared.timeouts import HeartbeatTimeouts, SavedTimeouts, parse_state, to_state_dict
+from ft.shared.wire import PROTOCOL_VERSION
 
 log = logging.getLogger("ft.client")
 _monotonic_ns = time.monotonic_ns

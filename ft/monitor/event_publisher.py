@@ -14,8 +14,8 @@ import queue
 import threading
 from pathlib import Path
 
-from ft.events import RankEvent
-from ft.stacks import capture_stacks
+from ft.monitor.events import RankEvent
+from ft.monitor.stacks import capture_stacks
 
 log = logging.getLogger("ft.monitor")
 # One line per published event, on its own logger: an owner that reports events itself (ft_launcher)

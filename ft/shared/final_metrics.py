@@ -2,7 +2,7 @@
 
 The contract between the training loop (rank 0 writes the file at the end of a finished run, in
 one rename) and whoever reads a run's result: ``train.py`` returning it to Hydra, the launcher's
-sweep summary, the ``hydra/launcher=ft`` plugin. Like ``ft.exit_codes``, it sits in ``ft`` because
+sweep summary, the ``hydra/launcher=ft`` plugin. Like ``ft.shared.contracts``, it sits in ``ft`` because
 both ``train`` and ``launcher`` need it and neither may import the other.
 """
 

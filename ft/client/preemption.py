@@ -20,11 +20,12 @@ from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
-from ft.distributed import collective_device, process_group_active
+from ft.client.collectives import collective_device, process_group_active
+from ft.shared.contracts import STOP_SIGNALS_ENV
 
 log = logging.getLogger("ft.preemption")
 
-STOP_SIGNALS_ENV = "PULSETRAIN_STOP_SIGNALS"
+
 # Signals that cannot mean "stop cleanly": uncatchable, job control and children, synchronous faults,
 # and SIGUSR2, on which ranks dump their Python stacks for the monitor.
 _NOT_STOP_SIGNALS = ("SIGKILL", "SIGSTOP", "SIGCONT", "SIGCHLD", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGSEGV",

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ft.config import FaultToleranceConfig
-from ft.errors import RankMonitorStateError
-from ft.heartbeat_slots import MAX_SECTIONS, HeartbeatFile
-from ft.rank_watch import WatchedRank
-from ft.stacks import stack_file_path
-from ft.timeouts import check_seconds
-from ft.wire import PROTOCOL_VERSION, LineBuffer
+from ft.monitor.rank_watch import WatchedRank
+from ft.monitor.stacks import stack_file_path
+from ft.shared.config import FaultToleranceConfig
+from ft.shared.errors import RankMonitorStateError
+from ft.shared.heartbeat_slots import MAX_SECTIONS, HeartbeatFile
+from ft.shared.timeouts import check_seconds
+from ft.shared.wire import PROTOCOL_VERSION, LineBuffer
 
 log = logging.getLogger("ft.monitor")
 

@@ -2,7 +2,7 @@
 
 Values come from (lowest to highest precedence) the schema defaults, the composed Hydra config
 (``conf/fault_tolerance/*.yaml`` plus command-line overrides), a YAML file given with
-``--ft-cfg-path`` and the launcher's ``--ft-*`` flags (read by :mod:`ft.config_sources`).
+``--ft-cfg-path`` and the launcher's ``--ft-*`` flags (read by :mod:`ft.shared.config_sources`).
 Hydra is imported only inside :func:`register_configs`, so ``import ft`` stays light.
 """
 

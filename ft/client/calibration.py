@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from ft.distributed import all_reduce_max
-from ft.errors import RankMonitorClientError
-from ft.timeouts import HeartbeatTimeouts, SavedTimeouts, merge_calculated
+from ft.client.collectives import all_reduce_max
+from ft.shared.errors import RankMonitorClientError
+from ft.shared.timeouts import HeartbeatTimeouts, SavedTimeouts, merge_calculated
 
 log = logging.getLogger("ft.client")
 

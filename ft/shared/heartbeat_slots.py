@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from ft.errors import RankMonitorError
+from ft.shared.errors import RankMonitorError
 
 SLOT_BYTES = 256
 SLOT_CAPACITY = 4096

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ft.config import (
+from ft.shared.config import (
     DEFAULTS,
     SECTION_TIMEOUTS,
     SETTINGS,

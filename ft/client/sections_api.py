@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 
-from ft.calibration import calibrate_sections
-from ft.config import FaultToleranceConfig
-from ft.errors import RankMonitorClientError
-from ft.sections import SectionClock
-from ft.timeouts import SavedTimeouts, SectionTimeouts
+from ft.client.calibration import calibrate_sections
+from ft.client.section_clock import SectionClock
+from ft.shared.config import FaultToleranceConfig
+from ft.shared.errors import RankMonitorClientError
+from ft.shared.timeouts import SavedTimeouts, SectionTimeouts
 
 
 class SectionsAPI:

@@ -11,11 +11,12 @@ import logging
 import socket
 from typing import IO, Any
 
-from ft.config import FaultToleranceConfig
-from ft.errors import RankMonitorClientError
-from ft.heartbeat_slots import HeartbeatWriter
-from ft.stacks import STACK_SIGNAL
-from ft.wire import ENDPOINT_ENV, ProtocolError, request
+from ft.monitor.stacks import STACK_SIGNAL
+from ft.shared.config import FaultToleranceConfig
+from ft.shared.contracts import ENDPOINT_ENV
+from ft.shared.errors import RankMonitorClientError
+from ft.shared.heartbeat_slots import HeartbeatWriter
+from ft.shared.wire import ProtocolError, request
 
 log = logging.getLogger("ft.client")
 _CONNECT_TIMEOUT = 10.0

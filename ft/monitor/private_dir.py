@@ -14,7 +14,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from ft.errors import RankMonitorError
+from ft.shared.errors import RankMonitorError
 
 log = logging.getLogger(__name__)
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, fewer elsewhere

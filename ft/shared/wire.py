@@ -12,11 +12,6 @@ import socket
 import time
 from typing import Any
 
-# Set by the launcher in every worker's environment: the monitor's Unix socket path.
-ENDPOINT_ENV = "PULSETRAIN_FT_ENDPOINT"
-# Set by the launcher for each worker: where a worker forked by ft_launcher dumps its stacks on
-# SIGUSR2 from its first moment, before the client connects (launcher/worker_main.py).
-STACK_FILE_ENV = "PULSETRAIN_FT_STACK_FILE"
 # Bump when a message changes meaning; the monitor refuses clients speaking another version.
 PROTOCOL_VERSION = 2
 MAX_MESSAGE_BYTES = 64 * 1024

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ft.errors import RankMonitorClientError
-from ft.heartbeat_slots import MAX_SECTIONS, HeartbeatWriter
+from ft.shared.errors import RankMonitorClientError
+from ft.shared.heartbeat_slots import MAX_SECTIONS, HeartbeatWriter
 
 _NS = 1e9
 
