@@ -11,9 +11,8 @@ import logging
 import socket
 from typing import IO, Any
 
-from ft.monitor.stacks import STACK_SIGNAL
 from ft.shared.config import FaultToleranceConfig
-from ft.shared.contracts import ENDPOINT_ENV
+from ft.shared.contracts import ENDPOINT_ENV, STACK_SIGNAL
 from ft.shared.errors import RankMonitorClientError
 from ft.shared.heartbeat_slots import HeartbeatWriter
 from ft.shared.wire import ProtocolError, request

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 from pathlib import Path
 
+from ft.shared.contracts import STACK_SIGNAL
+
 log = logging.getLogger("ft.monitor")
-STACK_SIGNAL = signal.SIGUSR2
 _POLL = 0.01
 
 

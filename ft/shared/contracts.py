@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import signal
 
 
 class ExitCode(enum.IntEnum):
@@ -39,11 +40,13 @@ class ExitCode(enum.IntEnum):
 
 _MEANINGS: dict[ExitCode, tuple[str, str]] = {
     ExitCode.FINISHED: ("finished", "nothing: the job reached its last step"),
-    ExitCode.FAILED: ("failed", "retry if the failure was transient: the restart budget is spent"),
+    ExitCode.FAILED: ("failed", "the restart budget is spent or the rendezvous failed: read the log; "
+                                "requeue only if the cause was transient (the checkpoints stay)"),
     ExitCode.USAGE_ERROR: ("failed on bad configuration or input",
-                           "fix the command line or config named in the message; retrying cannot help"),
+                           "do not requeue: fix the flag, config key or file the message names"),
     ExitCode.STOPPED_ON_REQUEST: ("stopped on request (relaunch with the same run directory to continue)",
-                                  "requeue: every rank saved a checkpoint, the same run dir resumes"),
+                                  "requeue with the same run directory: it resumes from the newest checkpoint "
+                                  "(the stop checkpoint, unless a rank was hung or a second signal said kill)"),
 }
 
 
@@ -54,7 +57,17 @@ def exit_code_table() -> str:
     return "\n".join(rows)
 
 
-class Section(str, enum.Enum):
+class _Name(str, enum.Enum):
+    """A name that is its string everywhere: in f-strings, ``str()``, JSON and on the wire (on every Python)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Section(_Name):
     """The sections the template's loop opens (NVIDIA's section API): one timeout each."""
 
     INIT = "init"  # process group, model, data, resume: until the first step
@@ -63,7 +76,7 @@ class Section(str, enum.Enum):
     VALIDATION = "validation"
 
 
-class MetricEvent(str, enum.Enum):
+class MetricEvent(_Name):
     """Rows of ``metrics.jsonl`` that mark something that happened, not a measured value (``{"event": ...}``)."""
 
     ATTEMPT_START = "attempt_start"
@@ -80,6 +93,9 @@ ATTEMPT_ID_ENV = "PULSETRAIN_ATTEMPT_ID"  # the attempt number all nodes agreed 
 RUN_DIR_ENV = "PULSETRAIN_RUN_DIR"  # the run directory the launcher resolved once
 NO_FORK_SERVER_ENV = "PULSETRAIN_NO_FORK_SERVER"  # set (to anything) to start workers as plain processes
 RESTART_COUNT_ENV = "TORCHELASTIC_RESTART_COUNT"  # elastic's own count of this node's restarts
+
+# Asks a rank for its Python stacks (faulthandler, registered by each rank at init): reserved for this.
+STACK_SIGNAL = signal.SIGUSR2
 
 
 def rank_from_env() -> int:
