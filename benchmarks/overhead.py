@@ -36,8 +36,8 @@ def worker(args: argparse.Namespace) -> None:
     from ft import FaultToleranceConfig
     from train import distributed
     from train.components import build_components
+    from train.fault_tolerance import FaultToleranceSession
     from train.loop import train_step
-    from train.monitoring import FaultToleranceSession
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"run_dir={args.out.parent}"])

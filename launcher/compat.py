@@ -4,7 +4,7 @@ Each difference between releases is found by looking at the installed code (a pa
 attribute), never by comparing version numbers, so a release that keeps a shape keeps working and
 one that changes it fails ``tests/unit/test_compat.py`` with the name that moved. Nothing outside
 this module touches these names; ``PRIVATE_NAMES`` lists them for that test and for maintainers. The
-one exception is ``launcher/group_lifetime.py``: it runs inside forked workers, which must not pay for
+one exception is ``launcher/workers/group_lifetime.py``: it runs inside forked workers, which must not pay for
 importing elastic, so it reads its one name (listed here too) by ``getattr`` with a fallback.
 """
 
@@ -42,7 +42,7 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments", "-m sweep expansion"),
     ("rendezvous.dynamic_rendezvous._delay", "skipped for its random 0-0.3 s skew in a one-node job"),
     ("distributed_c10d._world.pg_map", "every process group a forked worker destroys; kept until it exits "
-     "(launcher/group_lifetime.py; without it, only the default group is kept)"),
+     "(launcher/workers/group_lifetime.py; without it, only the default group is kept)"),
 )
 
 

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from ft import FaultToleranceConfigError, MetricNotFoundError, register_configs
-from train.config_schema import register_train_schemas
+from ft import FaultToleranceConfigError, MetricNotFoundError, rank_from_env, register_configs
+from train.config.resolvers import register_resolvers
+from train.config.schema import register_train_schemas
 from train.errors import CheckpointError, CheckpointReadError, TrainConfigError
-from train.resolvers import register_resolvers
 from train.sweeps import optimized_value, warn_if_unwatched_sweep
 
 # Before @hydra.main composes: the schemas behind conf/fault_tolerance, trainer and checkpoint, the
@@ -16,11 +16,11 @@ register_resolvers()
 
 
 def __getattr__(name: str) -> Any:
-    """``train.run`` on first use: importing the loop loads torch, which the config schemas do not need."""
-    if name == "run":
-        from train.loop import run
+    """``train.run`` and ``train.Supervised`` on first use: the loop loads torch, which the config schemas do not need."""
+    if name in ("run", "Supervised"):
+        from train import loop
 
-        return run
+        return getattr(loop, name)
     raise AttributeError(f"module 'train' has no attribute {name!r}")
 
 
@@ -31,4 +31,5 @@ USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConf
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (CheckpointReadError,)
 
 __all__ = ["RETRYABLE_ERRORS", "USER_ERRORS", "CheckpointError", "CheckpointReadError", "TrainConfigError",
-           "optimized_value", "run", "warn_if_unwatched_sweep"]
+           "Supervised", "optimized_value", "rank_from_env", "run",
+           "warn_if_unwatched_sweep"]

@@ -21,11 +21,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ft import contracts
 from train.errors import TrainConfigError
 
 log = logging.getLogger(__name__)
 
 COMMON_KEYS = ("kind", "rank", "step", "attempt")
+# Kinds that fire as a step begins (rank 0 logs them as events before they fire).
+STEP_FAULTS = ("hang", "kill", "exception", "sigterm")
 
 
 class InjectedFault(RuntimeError):
@@ -34,7 +37,7 @@ class InjectedFault(RuntimeError):
 
 def current_attempt() -> int:
     """0 for the first attempt, then 1, 2, ... as the launcher restarts the workers."""
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    return int(os.environ.get(contracts.RESTART_COUNT_ENV, "0"))
 
 
 class FaultKind:
@@ -234,6 +237,11 @@ class FaultPlan:
         options = {key: kind_cls.check_option(key, values.get(key, default))
                    for key, default in kind_cls.options.items()}
         return cls(kind=kind_cls.name, options=options, **numbers)
+
+    def warn_if_absent(self, world_size: int) -> None:
+        if self.kind != "none" and self.rank >= world_size:
+            log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
+                        self.rank, world_size, self.kind)
 
     def _armed(self, rank: int) -> bool:
         return rank == self.rank and current_attempt() == self.attempt

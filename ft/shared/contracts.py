@@ -17,6 +17,9 @@ class ExitCode(enum.IntEnum):
     FINISHED = 0
     FAILED = 1
     USAGE_ERROR = 2
+    # Restarting cannot help: the same failure would come back (a non-finite loss). 93 is the code
+    # NVIDIA's launcher gives the same meaning, so batch scripts written for it keep working.
+    RESTART_CANNOT_HELP = 93
     # 75 is EX_TEMPFAIL from sysexits.h: "try again later".
     STOPPED_ON_REQUEST = 75
 
@@ -44,6 +47,9 @@ _MEANINGS: dict[ExitCode, tuple[str, str]] = {
                                 "requeue only if the cause was transient (the checkpoints stay)"),
     ExitCode.USAGE_ERROR: ("failed on bad configuration or input",
                            "do not requeue: fix the flag, config key or file the message names"),
+    ExitCode.RESTART_CANNOT_HELP: ("stopped: restarting cannot help",
+                                   "do not requeue as is: fix what the log names (e.g. the lr behind a "
+                                   "non-finite loss), then relaunch with the same run directory"),
     ExitCode.STOPPED_ON_REQUEST: ("stopped on request (relaunch with the same run directory to continue)",
                                   "requeue with the same run directory: it resumes from the newest checkpoint "
                                   "(the stop checkpoint, unless a rank was hung or a second signal said kill)"),

@@ -17,7 +17,7 @@ import pytest
 import torch
 from ft_helpers.train_jobs import descendants
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 pytestmark = pytest.mark.integration
 

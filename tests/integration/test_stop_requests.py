@@ -23,7 +23,7 @@ from ft_helpers.train_jobs import (
     wait_until,
 )
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 pytestmark = pytest.mark.integration
 HEARTBEAT_TIMEOUT, GRACE = 2.0, 1.0  # fault_tolerance=demo

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ft_helpers.train_jobs import REPO, Output, clean_env, wait_until
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 QUIET = ["data.num_workers=0", "trainer.progress=false"]

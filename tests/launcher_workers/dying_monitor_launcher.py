@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ft.monitor.rank_monitor import RankMonitor
-from launcher.cli import main
+from launcher.cli.entry import main
 
 _check_deadlines = RankMonitor._check_deadlines
 

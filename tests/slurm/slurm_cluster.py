@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 REPO = Path(__file__).resolve().parents[2]
 SBATCH_FILE = REPO / "examples" / "slurm" / "train.sbatch"

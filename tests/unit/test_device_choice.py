@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from launcher.args import UsageError
-from launcher.devices import check_device_fit
+from launcher.cli.args import UsageError
+from launcher.job.devices import check_device_fit
 from train.distributed import choose_device
 from train.errors import TrainConfigError
 

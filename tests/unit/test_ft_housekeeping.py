@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from ft.shared import heartbeat_slots
 from ft.monitor.private_dir import SOCKET_NAME, make_private_dir, remove_stale_dirs
+from ft.shared import heartbeat_slots
 from ft.shared.errors import RankMonitorError
 from ft.shared.heartbeat_slots import SLOT_BYTES, HeartbeatFile
 

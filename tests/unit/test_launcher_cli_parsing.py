@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.args import (
+from launcher.cli.args import (
     FLAGS,
     UsageError,
     build_parser,

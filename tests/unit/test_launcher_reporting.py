@@ -6,9 +6,9 @@ import os
 import sys
 import time
 
-from launcher.fork_server import ForkServer
-from launcher.report import JobRecord
-from launcher.stacks import top_frames, waits_on_peers
+from launcher.job.record import JobRecord
+from launcher.records.stacks import top_frames, waits_on_peers
+from launcher.workers.fork_server import ForkServer
 
 DUMP = """Thread 0x00007f01 (most recent call first):
   File "/x/threading.py", line 320 in wait

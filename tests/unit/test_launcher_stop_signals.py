@@ -8,8 +8,8 @@ import pytest
 
 from ft.client.preemption import parse_stop_signal, stop_signals_from_env
 from ft.shared.contracts import STOP_SIGNALS_ENV
-from launcher import stop_signals
-from launcher.args import UsageError, launcher_flags, parse
+from launcher.cli import stop_signals
+from launcher.cli.args import UsageError, launcher_flags, parse
 
 DEFAULT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 

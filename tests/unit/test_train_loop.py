@@ -9,7 +9,7 @@ import torch
 
 import train
 from ft import ExitCode
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 COMMON = ("trainer.max_steps=12", "trainer.log_every=1", "trainer.eval_every=6", "checkpoint.every=4",
           "trainer.progress=false")
