@@ -80,3 +80,28 @@ def test_workloads_use_only_trains_public_api():
                 assert not private, f"{path.relative_to(ROOT)} imports {sorted(private)}, not in train.__all__"
             elif isinstance(node, ast.Import):
                 assert not any(a.name.split(".")[0] == "train" for a in node.names), path
+
+
+def _imported_modules(package: str) -> set[str]:
+    """Every absolute module name ``package`` imports (``from a.b import c`` gives ``a.b``)."""
+    names: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(("part", "forbidden"), [
+    ("ft/client", ("ft.monitor",)), ("ft/monitor", ("ft.client",)), ("ft/shared", ("ft.client", "ft.monitor")),
+])
+def test_the_rank_side_and_the_node_side_of_ft_meet_only_in_ft_shared(part, forbidden):
+    bad = sorted(m for m in _imported_modules(part) if m == "ft" or m.startswith(forbidden))
+    assert not bad, f"{part} imports {bad}"
+
+
+def test_the_hydra_plugin_uses_only_the_launchers_sweeps_face():
+    used = sorted(m for m in _imported_modules("hydra_plugins/ft_launcher_plugin") if m.split(".")[0] == "launcher")
+    assert set(used) <= {"launcher.sweeps"}, used
