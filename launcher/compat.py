@@ -185,3 +185,23 @@ def split_sweep(parsed_overrides: list[Any]) -> list[list[list[str]]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     return BasicSweeper.split_arguments(parsed_overrides, None)
+
+
+# The worker-output options elastic hands start_processes (duplicate_stdout_filters, ...) that the
+# installed PContext takes; ours subclass it, so those work as in torchrun.
+_PCONTEXT_OPTIONS = frozenset(inspect.signature(_mp_api.PContext.__init__).parameters) - {
+    "self", "name", "entrypoint", "args", "envs", "logs_specs", "log_line_prefixes"}
+
+
+def context_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``options`` (elastic's extra start_processes arguments) our process contexts accept."""
+    return {key: value for key, value in options.items() if key in _PCONTEXT_OPTIONS}
+
+
+def worker_spec_fields() -> frozenset[str]:
+    """The fields of the installed elastic's WorkerSpec (newer releases add virtual_local_rank, ...)."""
+    import dataclasses
+
+    from torch.distributed.elastic.agent.server.api import WorkerSpec
+
+    return frozenset(f.name for f in dataclasses.fields(WorkerSpec))

@@ -15,9 +15,9 @@ from typing import Any
 
 from ft.shared.config import FIELD_NAMES, SETTINGS
 from ft.shared.contracts import NO_FORK_SERVER_ENV
+from launcher.cli.torchrun_extras import TORCHRUN_EXTRAS
 
 DEFAULT_TERM_TIMEOUT = 30.0
-
 
 
 class UsageError(Exception):
@@ -89,6 +89,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("no-python", "run the script as a program, without python", switch=True),
     Flag("signals-to-handle", "signals that stop the workers cleanly (default SIGTERM,SIGINT,SIGHUP,SIGQUIT)",
          metavar="SIG,..."),
+    *(Flag(name, text, switch=switch) for name, text, switch in TORCHRUN_EXTRAS),
     Flag("ft-cfg-path", "YAML file with a fault_tolerance: section", metavar="FILE", pet_env=False, group="ft"),
     Flag("term-timeout", f"after SIGTERM/SIGINT: how long workers get to stop cleanly before SIGKILL (default "
          f"{DEFAULT_TERM_TIMEOUT:g})", DEFAULT_TERM_TIMEOUT, float, metavar="SECONDS", pet_env=False, group="ft"),

@@ -1,7 +1,8 @@
 """``ft_launcher``: the command-line entry; starts the fork server first, then plans and runs the jobs.
 
-Exit codes (ft.exit_codes): 0 finished, 1 failed (restart budget spent), 2 usage error (nothing
-started), 75 stopped on request with a checkpoint saved (requeue and relaunch to continue).
+Exit codes (ft.ExitCode): 0 finished, 1 failed (restart budget spent), 2 usage error or a run directory
+held by another job (nothing started), 75 stopped on request with a checkpoint saved (requeue and
+relaunch to continue), 93 a worker said restarting cannot help.
 """
 
 from __future__ import annotations
@@ -78,11 +79,26 @@ def _run(argv: list[str], server) -> int:
         if server is not None:
             server.close()  # each point is an ft_launcher of its own, with its own fork server
         return _sweep(argv, args, plans)
+    from launcher.cli.args import parse_nnodes
     from launcher.job.run import prepare_environment, run_job
+    from launcher.job.run_dir_lock import RunDirBusy, RunDirLock
     from launcher.records.report import summary_table
 
-    prepare_environment(nproc, args.stop_signals)
-    record = run_job(args, plans[0], nproc, server)
+    lock = None
+    if plans[0].run_dir is not None:
+        # The nodes of one multi-node job share its run directory; every other launch holds it alone.
+        lock = RunDirLock(plans[0].run_dir, args.rdzv_id if parse_nnodes(args.nnodes)[1] > 1 else None)
+        try:
+            lock.acquire()
+        except RunDirBusy as exc:
+            sys.stderr.write(f"ft_launcher: error: {exc}\n")
+            return ExitCode.USAGE_ERROR
+    try:
+        prepare_environment(nproc, args.stop_signals)
+        record = run_job(args, plans[0], nproc, server)
+    finally:
+        if lock is not None:
+            lock.release()
     summary_table([record])
     return record.exit_code
 

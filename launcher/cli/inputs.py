@@ -33,6 +33,14 @@ def check_inputs(args: LaunchArgs) -> int:
     if args.term_timeout < 0:
         raise UsageError(f"--term-timeout must be >= 0, got {args.term_timeout}")
     check_rdzv_conf(args.rdzv_conf)
+    from launcher.cli.torchrun_extras import Refused, check, logs_specs_class
+
+    try:
+        check(args.ns)
+        if args.logs_specs:
+            logs_specs_class(args.logs_specs)
+    except Refused as exc:
+        raise UsageError(str(exc)) from None
     for flag, value in (("--redirects", args.redirects), ("--tee", args.tee)):
         if not _STD.match(str(value)):
             raise UsageError(f"{flag}: expected 0-3 (0 none, 1 stdout, 2 stderr, 3 both) or LOCAL_RANK:N,..., "

@@ -20,7 +20,8 @@ class Outcome(str, enum.Enum):
               │                   ├──> STOPPED    stopped on request, checkpoints saved: a relaunch resumes
               │                   ├──> FAILED     a crash or a reported hang (an attempt: the group restarts
               │                   │               while restarts remain; a job: the restart budget is spent)
-              │                   └──> BAD_INPUT  exit 2, or a point's directory holds another point's run
+              │                   ├──> BAD_INPUT  exit 2, or a point's directory holds another point's run
+              │                   └──> CANNOT_HELP  a worker exited 93 (e.g. a non-finite loss): not restarted
               └──> ALREADY_FINISHED  a sweep point an earlier run of the same sweep finished: skipped
 
     ``NOT_STARTED`` stays the end state of a sweep point when the sweep was stopped before it began.
@@ -33,6 +34,7 @@ class Outcome(str, enum.Enum):
     STOPPED = "stopped"
     FAILED = "failed"
     BAD_INPUT = "bad input"
+    CANNOT_HELP = "restarting cannot help"
 
     def __str__(self) -> str:
         return self.value
@@ -55,7 +57,17 @@ class Outcome(str, enum.Enum):
 
     @property
     def failed(self) -> bool:
-        return self in (Outcome.FAILED, Outcome.BAD_INPUT)
+        return self in (Outcome.FAILED, Outcome.BAD_INPUT, Outcome.CANNOT_HELP)
+
+    @property
+    def not_retried(self) -> bool:
+        """A worker's exit code said a restart would only repeat the failure (2 or 93)."""
+        return self in (Outcome.BAD_INPUT, Outcome.CANNOT_HELP)
+
+    @classmethod
+    def of_worker_exit(cls, code: int | None) -> Outcome | None:
+        """The job's outcome when a worker exits ``code`` and restarting cannot change it; None otherwise."""
+        return _NOT_RETRIED.get(code)
 
     @classmethod
     def of_exit_code(cls, code: int | None) -> Outcome:
@@ -67,9 +79,12 @@ _EXIT_CODES = {
     Outcome.FINISHED: ExitCode.FINISHED, Outcome.ALREADY_FINISHED: ExitCode.FINISHED,
     Outcome.STOPPED: ExitCode.STOPPED_ON_REQUEST, Outcome.NOT_STARTED: ExitCode.STOPPED_ON_REQUEST,
     Outcome.FAILED: ExitCode.FAILED, Outcome.BAD_INPUT: ExitCode.USAGE_ERROR,
+    Outcome.CANNOT_HELP: ExitCode.RESTART_CANNOT_HELP,
 }
+# A sweep point that ended 93 (it diverged) is a failed point: the sweep goes on, and ends 1.
 _OUTCOMES = {ExitCode.FINISHED: Outcome.FINISHED, ExitCode.STOPPED_ON_REQUEST: Outcome.STOPPED,
-             ExitCode.USAGE_ERROR: Outcome.BAD_INPUT}
+             ExitCode.USAGE_ERROR: Outcome.BAD_INPUT, ExitCode.RESTART_CANNOT_HELP: Outcome.FAILED}
+_NOT_RETRIED = {ExitCode.USAGE_ERROR: Outcome.BAD_INPUT, ExitCode.RESTART_CANNOT_HELP: Outcome.CANNOT_HELP}
 
 
 def worst(outcomes: list[Outcome]) -> Outcome:

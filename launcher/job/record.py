@@ -21,6 +21,8 @@ class Attempt:
     outcome: Outcome = Outcome.RUNNING
     # The monitor's finding that ended it: kind, rank, gap (the detection delay), timeout and its source.
     detection: dict | None = None
+    # Its workers were ended for a restart and all saved a stop checkpoint first (exit 75): its work is kept.
+    saved: bool = False
 
 
 @dataclass
@@ -55,8 +57,11 @@ class JobRecord:
         return self.attempts[-1] if self.attempts else None
 
     def time_lost(self) -> float:
-        """Time spent in attempts that did not finish: their run time plus teardown and restart."""
+        """Work thrown away: each attempt followed by another, from its start (its steps are recomputed, its
+        detection and the restart waited out), or from its end when its workers saved before they were
+        ended (only the restart is lost)."""
         lost = 0.0
         for this, following in zip(self.attempts, self.attempts[1:], strict=False):
-            lost += following.started - this.started
+            kept_until = this.ended if this.saved and this.ended is not None else this.started
+            lost += following.started - kept_until
         return lost

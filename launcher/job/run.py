@@ -10,9 +10,10 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 from torch.distributed.elastic.agent.server.api import WorkerSpec, WorkerState
-from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+from torch.distributed.elastic.multiprocessing import Std
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.rendezvous import RendezvousParameters
 from torch.distributed.elastic.rendezvous import registry as rdzv_registry
@@ -22,16 +23,14 @@ from ft import ExitCode
 from launcher.cli.args import LaunchArgs, parse_nnodes
 from launcher.cli.stop_signals import export as export_stop_signals
 from launcher.cli.stop_signals import ignore_repeats as ignore_stop_signals
-from launcher.compat import (
-    parse_rendezvous_config,
-    rendezvous_without_random_skew,
-    terminate_process_handler,
-    untested_torch,
-)
-from launcher.job.agent import FaultTolerantAgent, WorkerLaunch
+from launcher.cli.torchrun_extras import logs_specs_class
+from launcher.compat import parse_rendezvous_config, rendezvous_without_random_skew, untested_torch
+from launcher.job.agent import FaultTolerantAgent
 from launcher.job.outcome import Outcome
 from launcher.job.record import JobRecord
 from launcher.job.stop_outcome import StopResult
+from launcher.job.stop_requests import REQUESTS
+from launcher.job.worker_launch import WorkerLaunch
 from launcher.job.worker_store import WorkerStore
 from launcher.planning.plan import JobPlan
 from launcher.records import launch_log
@@ -54,10 +53,9 @@ def prepare_environment(nproc: int, stop_signals: tuple[signal.Signals, ...]) ->
     if "OMP_NUM_THREADS" not in os.environ and nproc > 1:
         os.environ["OMP_NUM_THREADS"] = "1"  # as torchrun: one thread per worker unless told otherwise
     export_stop_signals(stop_signals)
-    # Elastic installs these handlers when workers start; install them now, so a signal during
-    # config or rendezvous also ends in an orderly exit.
-    for sig in stop_signals:
-        signal.signal(sig, terminate_process_handler)
+    # Elastic installs its handlers when workers start (and the agent ours again then); install ours
+    # now, so a signal during config or rendezvous also ends in an orderly exit.
+    REQUESTS.arm()
 
 
 def _rendezvous(args: LaunchArgs, nproc: int):
@@ -89,11 +87,12 @@ def _command(args: LaunchArgs, plan: JobPlan) -> tuple[str, tuple[str, ...]]:
     return python, ("-u", *(["-m"] if args.module else []), args.training_script, *plan.script_args)
 
 
-def _logs_specs(args: LaunchArgs, plan: JobPlan) -> DefaultLogsSpecs:
+def _logs_specs(args: LaunchArgs, plan: JobPlan) -> Any:
     log_dir = args.log_dir or (str(plan.run_dir / "elastic_logs") if plan.run_dir else None)
     ranks = {int(r) for r in args.local_ranks_filter.split(",")} if args.local_ranks_filter else None
-    return DefaultLogsSpecs(log_dir=log_dir, redirects=Std.from_str(args.redirects), tee=Std.from_str(args.tee),
-                            local_ranks_filter=ranks)
+    specs = logs_specs_class(args.logs_specs)  # checked by the parser's caller: a UsageError there
+    return specs(log_dir=log_dir, redirects=Std.from_str(args.redirects), tee=Std.from_str(args.tee),
+                 local_ranks_filter=ranks)
 
 
 def _stack_dir(args: LaunchArgs, plan: JobPlan) -> tuple[Path, bool]:
@@ -149,7 +148,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         spec = WorkerSpec(role=args.role, local_world_size=nproc, entrypoint=entrypoint, args=worker_args,
                           rdzv_handler=rdzv_handler, max_restarts=args.max_restarts,
                           monitor_interval=args.monitor_interval, master_addr=master_addr,
-                          master_port=master_port, local_addr=args.local_addr)
+                          master_port=master_port, local_addr=args.local_addr, **getattr(args.ns, "worker_spec", {}))
         one_node = parse_nnodes(args.nnodes)[1] == 1
         worker_store = WorkerStore() if one_node else None
         launch = WorkerLaunch(command=(bool(args.module), args.training_script), fork_server=fork_server,
@@ -160,7 +159,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
             result = agent.run()
         if result is None:  # the rendezvous was closed by another node
             outcome = Outcome.FAILED
-        elif result.state == WorkerState.SUCCEEDED or agent.outcome is Outcome.BAD_INPUT:
+        elif result.state == WorkerState.SUCCEEDED or agent.outcome.not_retried:
             outcome = agent.outcome
         else:
             log.error("the restart budget is spent (--max-restarts=%d): giving up", args.max_restarts)

@@ -26,8 +26,9 @@ class StopResult:
         """
         if self.codes and all(code == ExitCode.FINISHED for code in self.codes.values()):
             return Outcome.FINISHED
-        if any(code == ExitCode.USAGE_ERROR for code in self.codes.values()):
-            return Outcome.BAD_INPUT
+        for code in self.codes.values():
+            if Outcome.of_worker_exit(code) is not None:
+                return Outcome.of_worker_exit(code)
         return Outcome.STOPPED
 
     @property

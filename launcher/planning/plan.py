@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ft.shared.devices import DEVICE_KEY
 from launcher.cli.args import LaunchArgs
-from launcher.job.devices import DEVICE_KEY
 from launcher.planning import hydra_config, multirun
 from launcher.planning.ft_settings import FtSettings, resolve
 
