@@ -22,6 +22,7 @@ from ft.monitor.event_publisher import EventPublisher
 from ft.monitor.events import RankEvent
 from ft.monitor.loop_guard import LoopGuard
 from ft.monitor.private_dir import SOCKET_NAME, make_private_dir
+from ft.monitor.progress import AttemptProgress, ProgressWatch
 from ft.monitor.rank_watch import ExpectedWorker, WatchedRank
 from ft.monitor.requests import Connection, RequestHandler, RequestRefused, accept_connections
 from ft.monitor.roster import AttemptRoster
@@ -56,6 +57,7 @@ class RankMonitor:
         self._stopping = threading.Event()
         self._commands: queue.Queue[tuple[str, object, threading.Event]] = queue.Queue()
         self._roster = AttemptRoster()
+        self._progress = ProgressWatch()
         self._conns: dict[socket.socket, Connection] = {}
         self._generation = 0
         self._guard = LoopGuard(log, "rank monitor")
@@ -116,6 +118,10 @@ class RankMonitor:
     def shut_down_ranks(self) -> dict[int, WatchedRank]:
         """Ranks of this attempt that ended monitoring (by local rank), with when (``shutdown_ns``)."""
         return self._roster.shut_down()
+
+    def progress(self) -> AttemptProgress:
+        """The current attempt's first heartbeat and last completed checkpoint, on every rank (any thread)."""
+        return self._progress.progress()
 
     def reset(self) -> None:
         """Forget every rank (between attempts) and discard events not yet taken from ``events``."""
@@ -229,6 +235,7 @@ class RankMonitor:
         self._drop(conn)
 
     def _drop(self, conn: Connection) -> None:
+        self._see_progress(conn)  # a checkpoint completed since the last check still counts
         self._forget(conn)
         if conn.rank is not None and not conn.rank.done:
             conn.rank.done = True
@@ -245,6 +252,7 @@ class RankMonitor:
     def _check_deadlines(self) -> None:
         found = []
         for conn in list(self._conns.values()):
+            self._see_progress(conn)
             event = conn.rank.expired(self._heartbeats) if conn.rank is not None else None
             if event is not None:
                 conn.rank.done = True  # at most one event per rank and attempt
@@ -256,9 +264,15 @@ class RankMonitor:
         if found:
             self._publisher.report_hangs(found)
 
+    def _see_progress(self, conn: Connection) -> None:
+        if conn.rank is not None:
+            self._progress.see(conn.rank.local_rank, conn.rank.section_names,
+                               self._heartbeats.read_slot(conn.rank.slot), time.monotonic_ns())
+
     def _reset(self) -> None:
         self._close_ranks()
         self._roster.clear()
+        self._progress.clear()
         self._publisher.next_attempt()
         if self._heartbeats.used > self._heartbeats.capacity // 2:
             # Slots are never reused within a file; start a fresh one while no rank uses the old.

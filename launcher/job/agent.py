@@ -22,6 +22,7 @@ from launcher.job import blame
 from launcher.job.attempt_id import agree_attempt_id
 from launcher.job.exit_watch import ExitWatch
 from launcher.job.outcome import Outcome
+from launcher.job.peer_nodes import PeerNodes
 from launcher.job.stop_outcome import StopResult
 from launcher.job.stop_requests import REQUESTS, StoppingAgent
 from launcher.job.worker_launch import WorkerLaunch, expect_connections, start_context
@@ -50,16 +51,19 @@ class FaultTolerantAgent(StoppingAgent):
         self._attempt_id = ""
         self._held: list = []  # events of ranks waiting in a collective, held for the rank they wait for
         self._held_until = 0.0
+        self._peers = PeerNodes()  # this attempt's other nodes: a lost one is named as the cause
 
     # ------------------------------------------------------------------ starting
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
         if self._launch.monitor is not None and self._attempts > 0:
+            self._launch.record.note_progress(self._launch.monitor.progress())  # the attempt that just ended
             self._launch.monitor.reset()  # between attempts only, so stack files count from attempt 0
         self._exit_watch.reset()
         self._held, self._held_until = [], 0.0
         attempt = self._launch.record.begin(self._attempts, worker_group.workers[0].world_size)
         self._attempts += 1
         self._attempt_id = agree_attempt_id(worker_group, worker_group.spec.max_restarts - self.restarts_left)
+        self._peers.publish(worker_group, self._attempt_id)
         # Elastic builds every worker's environment, then calls start_processes(); we keep the
         # first and replace the second, so the workers get our process contexts.
         with self.processes_started_by(self._start_processes):
@@ -88,7 +92,8 @@ class FaultTolerantAgent(StoppingAgent):
             self._held = events
         elif events:
             first = blame.report_hangs(events)
-            self._fail_attempt(f"{first.kind.replace('_', ' ')} on rank {first.rank}")
+            here = f"{first.kind.replace('_', ' ')} on rank {first.rank}"
+            self._fail_attempt(self._peers.blame_lost(here) or here)
             self._launch.record.note_detection(first)
             return RunResult(state=WorkerState.UNHEALTHY)
         result = super()._monitor_workers(worker_group)
@@ -99,8 +104,9 @@ class FaultTolerantAgent(StoppingAgent):
             ranks = {w.local_rank: (w.global_rank, pids.get(w.local_rank, -1)) for w in worker_group.workers}
             ranks[first.local_rank] = (rank, first.pid)
             codes = group.exit_codes() if group is not None else {first.local_rank: first.exitcode}
-            self._fail_attempt(blame.crash_cause(ranks, first.local_rank, first.exitcode,
-                                                 group.exit_order() if group is not None else [], codes))
+            lost = self._peers.blame_lost(f"rank {rank} failed ({blame.short(first.exitcode)})")
+            self._fail_attempt(lost or blame.crash_cause(ranks, first.local_rank, first.exitcode,
+                                                         group.exit_order() if group is not None else [], codes))
             final = Outcome.of_worker_exit(first.exitcode)
             if final is not None:
                 # train.py exits 2 for a config or checkpoint the user must fix, 93 for a non-finite loss:

@@ -23,6 +23,20 @@ class Attempt:
     detection: dict | None = None
     # Its workers were ended for a restart and all saved a stop checkpoint first (exit 75): its work is kept.
     saved: bool = False
+    # From the rank monitor (monotonic s, None when unknown): when every local rank had sent a heartbeat, and
+    # when a `checkpoint` section had last closed on every local rank.
+    first_heartbeat: float | None = None
+    checkpointed: float | None = None
+
+    def kept_until(self) -> float:
+        """Until when its work survives it: its end if it saved as it was ended, else its last checkpoint."""
+        if self.saved and self.ended is not None:
+            return self.ended
+        return max(self.started, self.checkpointed) if self.checkpointed is not None else self.started
+
+    def productive_from(self) -> float:
+        """When it was training again: its first heartbeat, else its start."""
+        return self.first_heartbeat if self.first_heartbeat is not None else self.started
 
 
 @dataclass
@@ -47,6 +61,11 @@ class JobRecord:
             self.current.detection = {"kind": event.kind, "rank": event.rank, "gap": round(event.gap, 3),
                                       "timeout": event.timeout, "timeout_source": event.timeout_source}
 
+    def note_progress(self, progress) -> None:
+        """Keep the monitor's view of the current attempt (an ``ft.monitor.progress.AttemptProgress``)."""
+        if self.current is not None:
+            self.current.first_heartbeat, self.current.checkpointed = progress.first_heartbeat, progress.last_checkpoint
+
     def begin(self, number: int, world_size: int) -> Attempt:
         attempt = Attempt(number, world_size, time.monotonic())
         self.attempts.append(attempt)
@@ -57,11 +76,13 @@ class JobRecord:
         return self.attempts[-1] if self.attempts else None
 
     def time_lost(self) -> float:
-        """Work thrown away: each attempt followed by another, from its start (its steps are recomputed, its
-        detection and the restart waited out), or from its end when its workers saved before they were
-        ended (only the restart is lost)."""
-        lost = 0.0
+        """Work thrown away and the wait for the next attempt: for each attempt followed by another, from
+        where its work was kept until (its last checkpoint, its end when it saved as it was ended, else its
+        start) to the next attempt's first heartbeat (else its start); overlaps counted once."""
+        lost, covered = 0.0, float("-inf")
         for this, following in zip(self.attempts, self.attempts[1:], strict=False):
-            kept_until = this.ended if this.saved and this.ended is not None else this.started
-            lost += following.started - kept_until
+            begin, end = max(this.kept_until(), covered), following.productive_from()
+            if end > begin:
+                lost += end - begin
+            covered = max(covered, end)
         return lost

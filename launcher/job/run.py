@@ -183,6 +183,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         if rdzv_handler is not None and shutdown_rdzv:
             rdzv_handler.shutdown()
         if monitor is not None:
+            record.note_progress(monitor.progress())  # the last attempt's first heartbeat ends the previous one's loss
             monitor.stop()
         if temp_stacks is not None:
             _remove_if_empty(temp_stacks)

@@ -32,7 +32,7 @@ class RunDirBusy(Exception):
     """The run directory is held by a live job that is not this one (exit 2, nothing started)."""
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (/proc), None if it does not exist."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -44,7 +44,7 @@ def _start_time(pid: int) -> str | None:
 
 def _alive(holder: dict, host: str, now: float) -> bool:
     if holder.get("host") == host:
-        started = _start_time(int(holder.get("pid", 0)))
+        started = process_start_time(int(holder.get("pid", 0)))
         return started is not None and started == holder.get("pid_started", started)
     return now - float(holder.get("refreshed_at", 0)) < STALE_AFTER
 
@@ -94,7 +94,7 @@ class RunDirLock:
                             _describe(holder) if holder else f"unreadable {path.name}")
                 path.unlink(missing_ok=True)
             since = time.time()
-            self._holder = {"host": self.host, "pid": os.getpid(), "pid_started": _start_time(os.getpid()),
+            self._holder = {"host": self.host, "pid": os.getpid(), "pid_started": process_start_time(os.getpid()),
                             "job_id": self.job_id, "since": since, "refreshed_at": since}
             self._write()
         self._refresher = threading.Thread(target=self._refresh, name="ft-run-dir-lock", daemon=True)

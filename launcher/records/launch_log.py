@@ -25,7 +25,7 @@ def to_dict(record: JobRecord) -> dict[str, Any]:
     attempts = []
     for attempt in record.attempts:
         item = asdict(attempt)
-        for key in ("started", "ended"):
+        for key in ("started", "ended", "first_heartbeat", "checkpointed"):
             if item[key] is not None:
                 item[key] = round(item[key] - record.started, 3)
         attempts.append(item)
