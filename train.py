@@ -40,6 +40,10 @@ def main(cfg: DictConfig) -> float | None:
         level = logging.ERROR if train.rank_from_env() == 0 else logging.INFO
         logging.getLogger("train").log(level, "%s", exc)
         sys.exit(2)
+    except train.CANNOT_HELP_ERRORS as exc:  # a non-finite loss: a restart would diverge again (exit 93)
+        level = logging.ERROR if train.rank_from_env() == 0 else logging.INFO
+        logging.getLogger("train").log(level, "%s", exc)
+        sys.exit(train.ExitCode.RESTART_CANNOT_HELP)
     except train.RETRYABLE_ERRORS as exc:  # e.g. an I/O error reading a checkpoint: a restart may cure it
         logging.getLogger("train").error("%s", exc)
         sys.exit(1)

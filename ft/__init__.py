@@ -21,8 +21,9 @@ from ft.shared.contracts import (
     rank_from_env,
     world_size_from_env,
 )
+from ft.shared.devices import device_fit_problem, visible_gpus
 from ft.shared.errors import RankMonitorClientError, RankMonitorError, RankMonitorStateError
-from ft.shared.files import fsync_dir, write_json_atomic
+from ft.shared.files import fsync_dir, json_safe, write_json_atomic
 from ft.shared.final_metrics import MetricNotFoundError
 from ft.shared.processes import set_parent_death_signal
 from ft.shared.timeouts import HeartbeatTimeouts
@@ -46,8 +47,10 @@ __all__ = [
     "Section",
     "all_reduce_max",
     "contracts",
+    "device_fit_problem",
     "final_metrics",
     "fsync_dir",
+    "json_safe",
     "local_rank_from_env",
     "process_group_active",
     "rank_from_env",
@@ -55,6 +58,7 @@ __all__ = [
     "set_parent_death_signal",
     "stop_signals_from_env",
     "timeouts_from_state_dict",
+    "visible_gpus",
     "world_size_from_env",
     "write_json_atomic",
 ]

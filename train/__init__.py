@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from ft import FaultToleranceConfigError, MetricNotFoundError, rank_from_env, register_configs
+from ft import ExitCode, FaultToleranceConfigError, MetricNotFoundError, rank_from_env, register_configs
 from train.config.resolvers import register_resolvers
 from train.config.schema import register_train_schemas
-from train.errors import CheckpointError, CheckpointReadError, TrainConfigError
+from train.errors import CheckpointError, CheckpointReadError, NonFiniteError, TrainConfigError
 from train.sweeps import optimized_value, warn_if_unwatched_sweep
 
 # Before @hydra.main composes: the schemas behind conf/fault_tolerance, trainer and checkpoint, the
@@ -17,10 +17,14 @@ register_resolvers()
 
 def __getattr__(name: str) -> Any:
     """``train.run`` and ``train.Supervised`` on first use: the loop loads torch, which the config schemas do not need."""
-    if name in ("run", "Supervised"):
-        from train import loop
+    if name == "run":
+        from train.loop import run
 
-        return getattr(loop, name)
+        return run
+    if name == "Supervised":
+        from train.objective import Supervised
+
+        return Supervised
     raise AttributeError(f"module 'train' has no attribute {name!r}")
 
 
@@ -29,7 +33,10 @@ USER_ERRORS: tuple[type[Exception], ...] = (FaultToleranceConfigError, TrainConf
                                              MetricNotFoundError)
 # Failures a restart may cure: one line, exit code 1 (ft_launcher restarts while its budget lasts).
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (CheckpointReadError,)
+# Failures a restart would only repeat (a non-finite loss): one line, exit code 93 (ExitCode.RESTART_CANNOT_HELP).
+CANNOT_HELP_ERRORS: tuple[type[Exception], ...] = (NonFiniteError,)
 
-__all__ = ["RETRYABLE_ERRORS", "USER_ERRORS", "CheckpointError", "CheckpointReadError", "TrainConfigError",
+__all__ = ["CANNOT_HELP_ERRORS", "RETRYABLE_ERRORS", "USER_ERRORS", "CheckpointError", "CheckpointReadError",
+           "ExitCode", "NonFiniteError", "TrainConfigError",
            "Supervised", "optimized_value", "rank_from_env", "run",
            "warn_if_unwatched_sweep"]

@@ -18,10 +18,16 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ft import contracts, local_rank_from_env, rank_from_env, world_size_from_env
+from ft import (
+    contracts,
+    device_fit_problem,
+    local_rank_from_env,
+    rank_from_env,
+    visible_gpus,
+    world_size_from_env,
+)
 from train.errors import TrainConfigError
 
-DEVICES = ("auto", "cpu", "cuda")
 log = logging.getLogger(__name__)
 
 
@@ -49,21 +55,14 @@ def choose_device(requested: str, local_rank: int, local_world_size: int) -> tor
     """This rank's device for ``trainer.device``: one GPU per local rank, or the CPU.
 
     Every rank of a node decides alike (from the node's rank count, not its own index), so a node
-    with too few GPUs fails on rank 0 too, which is the rank that reports it.
+    with too few GPUs fails on rank 0 too, which is the rank that reports it. The rule and its
+    message are the launcher's too (``ft.device_fit_problem``).
     """
-    if requested not in DEVICES:
-        raise TrainConfigError(f"trainer.device: expected one of {', '.join(DEVICES)}, got {requested!r}")
-    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if gpus == 0:
-        raise TrainConfigError("trainer.device=cuda: no CUDA GPU is visible to this process; "
-                               "train on CPU with trainer.device=cpu (or auto)")
-    if local_world_size > gpus:
-        raise TrainConfigError(
-            f"trainer.device={requested}: {local_world_size} ranks on this node but {gpus} GPU(s) visible; "
-            f"start at most {gpus} per node (--nproc-per-node={gpus}) or train on CPU with trainer.device=cpu")
-    return torch.device("cuda", local_rank)
+    gpus = visible_gpus() if requested != "cpu" else 0
+    problem = device_fit_problem(requested, local_world_size, gpus)
+    if problem is not None:
+        raise TrainConfigError(problem)
+    return torch.device("cuda", local_rank) if requested != "cpu" and gpus > 0 else torch.device("cpu")
 
 
 def setup(timeout_s: float = 1800.0, requested_device: str = "auto") -> DistributedContext:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,20 +34,11 @@ from train.metrics.console import show_start
 from train.metrics.means import MetricMeans
 from train.metrics.ranked_logging import RankedLogger
 from train.metrics.training_log import TrainingLog
+from train.nonfinite import NonFiniteGuard
+from train.objective import Supervised, with_derived  # noqa: F401  (Supervised: train.loop.Supervised stays importable)
 
 log = logging.getLogger("train")  # every rank, into its own log file
 main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
-
-
-class Supervised:
-    """The default objective (``objective=supervised``): ``criterion(model(inputs), targets)``, no extra metrics."""
-
-    def __init__(self, criterion: nn.Module) -> None:
-        self.criterion = criterion
-
-    def __call__(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-        inputs, targets = batch
-        return self.criterion(model(inputs), targets), {}
 
 
 def forward_loss(objective: Any, model: nn.Module, batch: Any, device: torch.device,
@@ -62,9 +54,8 @@ def train_step(parts: Components, device: torch.device, settings: StepSettings,
     """One optimizer step over ``grad_accum`` micro-batches; returns (mean loss, grad norm before clipping).
 
     Non-final micro-batches run under DDP's ``no_sync()``: gradients are all-reduced once per step.
-    The objective's metrics are added to ``means``; nothing is read to the host except the gradient
-    norm when clipping is on.
-    """
+    The objective's metrics go into ``means``; only the gradient norm is read to the host, when clipping or
+    ``on_nonfinite=skip`` asks for it (``skip``: a non-finite norm means no update)."""
     parts.optimizer.zero_grad(set_to_none=True)
     no_sync = getattr(parts.model, "no_sync", None)
     total = torch.zeros((), device=device)
@@ -78,19 +69,18 @@ def train_step(parts: Components, device: torch.device, settings: StepSettings,
         if means is not None:
             means.add(metrics, 1 / settings.grad_accum)
     grad_norm = None
-    if settings.clip_grad_norm is not None:
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(parts.module.parameters(), settings.clip_grad_norm))
-    parts.optimizer.step()
-    if parts.scheduler is not None:
+    if settings.clip_grad_norm is not None or settings.skip_nonfinite:
+        limit = settings.clip_grad_norm if settings.clip_grad_norm is not None else math.inf  # inf: scales by 1
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(parts.module.parameters(), limit))
+    if not (settings.skip_nonfinite and not math.isfinite(grad_norm)):
+        parts.optimizer.step()
+    if parts.scheduler is not None:  # a skipped update still takes its step of the schedule
         parts.scheduler.step()
     return total / settings.grad_accum, grad_norm
 
 
 def warm_up_compiled(parts: Components, device: torch.device, settings: StepSettings) -> None:
-    """Forward and backward once on the next batch, so ``torch.compile`` compiles under the initial timeout.
-
-    Nothing survives: random state is restored, gradients are dropped, the optimizer does not step.
-    """
+    """Forward and backward once on the next batch (``torch.compile`` compiles under the initial timeout); nothing survives."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         loss, _ = forward_loss(parts.objective, parts.model, parts.train_batches.peek(), device, settings)
         loss.backward()
@@ -123,7 +113,7 @@ class Validator:
         finally:
             parts.module.train()
         self.session.note_validated()
-        return means.take(prefix="val_")
+        return with_derived(parts.objective, means.take(), prefix="val_")  # e.g. val_ppl = exp(val_loss)
 
 
 @dataclass
@@ -137,13 +127,14 @@ class TrainingRun:
     fault: FaultPlan
     run_dir: Path
     attempt: int
+    guard: NonFiniteGuard
     parts: Components | None = None  # built by build_and_resume
     checkpointer: Checkpointer | None = None
     step: int = 0
 
 
 def run(cfg: DictConfig) -> int:
-    """Train to ``trainer.max_steps``; returns ``ExitCode.FINISHED`` (0) or ``STOPPED_ON_REQUEST`` (75)."""
+    """Train to ``trainer.max_steps``: ``ExitCode.FINISHED`` (0), ``STOPPED_ON_REQUEST`` (75), or NonFiniteError (93)."""
     ft_config = FaultToleranceConfig.from_mapping(cfg.fault_tolerance)
     fault = FaultPlan.from_config(cfg.get("fault"))
     check_training_config(cfg)
@@ -155,7 +146,7 @@ def run(cfg: DictConfig) -> int:
     session.start_section(Section.INIT.value)  # until the first step: process group, model, data, resume
     session.install_stop_handler()
     ctx = distributed.setup(cfg.trainer.dist_timeout_s, cfg.trainer.device)
-    state = TrainingRun(cfg, ctx, session, store, fault, run_dir, current_attempt())
+    state = TrainingRun(cfg, ctx, session, store, fault, run_dir, current_attempt(), NonFiniteGuard.from_config(ctx, cfg))
     finished = False
     try:
         build_and_resume(state)
@@ -182,7 +173,8 @@ def build_and_resume(state: TrainingRun) -> None:
 
 
 def save(state: TrainingRun, training_log: TrainingLog, step: int) -> None:
-    """A collective checkpoint save (inside the ``checkpoint`` section), then its event on the curves."""
+    """A collective checkpoint save (``checkpoint`` section), then its event; nothing non-finite is ever saved."""
+    state.guard.before_save(step, state.parts.module)
     state.checkpointer.save(step)
     training_log.event(MetricEvent.CHECKPOINT, step)
 
@@ -192,7 +184,8 @@ def train_to_the_end(state: TrainingRun) -> int:
     cfg, ctx, session, parts, checkpointer = state.cfg, state.dist, state.session, state.parts, state.checkpointer
     settings, max_steps = StepSettings.from_config(cfg.trainer), cfg.trainer.max_steps
     device, fault, step = ctx.device, state.fault, state.step
-    training_log = TrainingLog(cfg, state.run_dir, state.attempt, step, ctx.is_main, fault, ctx.world_size)
+    training_log = TrainingLog(cfg, state.run_dir, state.attempt, step, ctx.is_main, fault, ctx.world_size,
+                               parts.objective)
     validator = Validator(parts, device, settings, session, cfg.trainer.eval_every)
     parts.model.train()
     session.end_section(Section.INIT.value)
@@ -204,6 +197,7 @@ def train_to_the_end(state: TrainingRun) -> int:
                 loss, grad_norm = train_step(parts, device, settings, training_log.means)
                 step += 1
             training_log.after_step(step, loss, grad_norm, parts.optimizer.param_groups[0]["lr"])
+            state.guard.after_step(step, loss, grad_norm)  # NaN/inf: NonFiniteError on every rank (exit 93)
             if validator.due(step):
                 training_log.validation(step, validator.evaluate())
             if checkpointer.due(step):

@@ -34,7 +34,7 @@ def report_hangs(events: list[Any]) -> Any:
     culprit = events[0]
     for event in events:
         if event is not culprit and waits_on_peers(event.stack_file):
-            log.warning("rank %d (local rank %d, pid %d) was waiting in a collective (no heartbeat for %.1f s): "
+            log.warning("rank %d (local rank %d, pid %d) was waiting in a collective (silent for %.1f s): "
                         "waiting for rank %d, not the cause; ended by the restart",
                         event.rank, event.local_rank, event.pid, event.gap, culprit.rank)
             continue

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ft import json_safe
 from launcher.records.report import JobRecord
 
 FILE_NAME = "ft_launches.jsonl"
@@ -40,7 +41,7 @@ def append(record: JobRecord) -> None:
     if record.run_dir is None or not record.run_dir.is_dir():
         return
     with (record.run_dir / FILE_NAME).open("a") as f:
-        f.write(json.dumps(to_dict(record)) + "\n")
+        f.write(json.dumps(json_safe(to_dict(record)), allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

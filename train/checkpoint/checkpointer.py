@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from ft import Section
 from train.checkpoint import state as training_state
 from train.checkpoint.fingerprint import fingerprint
+from train.checkpoint.settings import TrainingSettings
 from train.checkpoint.store import CheckpointStore
 from train.components import Components
 from train.distributed import DistributedContext
@@ -29,7 +30,8 @@ class Checkpointer:
         self.resume_enabled, self.allow_fresh_start = cfg.checkpoint.resume, cfg.checkpoint.allow_fresh_start
         self.store, self.ctx, self.session, self.fault = store, ctx, session, fault
         self.fingerprint = fingerprint(cfg)
-        self.stateful = training_state.checkpoint_parts(ctx, parts, session)
+        self.settings = TrainingSettings(cfg, parts.optimizer, parts.scheduler)
+        self.stateful = training_state.checkpoint_parts(ctx, parts, session, self.settings)
         self.last_saved = 0  # the step of the newest checkpoint this attempt has (resumed or saved)
 
     def due(self, step: int) -> bool:
@@ -57,4 +59,6 @@ class Checkpointer:
         step = training_state.resume(self.ctx, self.store, self.stateful, self.fingerprint, self.allow_fresh_start)
         self.session.heartbeat()
         self.last_saved = step
+        if step:
+            self.settings.report(step)
         return step

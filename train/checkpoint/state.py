@@ -42,22 +42,26 @@ class RankRandomState:
         self.ctx = ctx
 
     def state_dict(self) -> list[dict[str, Any]] | None:
-        return gather_to_main(self.ctx, rng.capture())
+        return gather_to_main(self.ctx, rng.capture(self.ctx.device))
 
     def load_state_dict(self, states: list[dict[str, Any]]) -> None:
         if self.ctx.rank < len(states):
-            rng.restore(states[self.ctx.rank])
+            rng.restore(states[self.ctx.rank], self.ctx.device)
 
 
-def checkpoint_parts(ctx: DistributedContext, parts: Components, ft_session: Stateful) -> dict[str, Stateful]:
+def checkpoint_parts(ctx: DistributedContext, parts: Components, ft_session: Stateful,
+                     settings: Stateful | None = None) -> dict[str, Stateful]:
     """The one mapping a checkpoint is saved from and resumed into; a new part (EMA, a grad scaler) is one entry.
 
-    The keys are the checkpoint's top-level keys (format 1). Order matters on load: the data
-    position before the RNG states, the FT timeouts last.
+    The keys are the checkpoint's top-level keys (format 1). Order matters on load: the recorded
+    ``config`` (:mod:`train.checkpoint.settings`) after the optimizer and scheduler it may adjust, the
+    data position before the RNG states, the FT timeouts last.
     """
     stateful: dict[str, Stateful] = {"model": parts.module, "optimizer": parts.optimizer}
     if parts.scheduler is not None:
         stateful["scheduler"] = parts.scheduler
+    if settings is not None:
+        stateful["config"] = settings
     stateful.update(parts.extra_state)
     stateful.update({"data": parts.train_batches, "rng": RankRandomState(ctx), "ft": ft_session})
     return stateful
@@ -119,7 +123,7 @@ def _apply(ctx: DistributedContext, stateful: Mapping[str, Stateful], state: dic
                     "order and random numbers differ from an uninterrupted run", saved_world, ctx.world_size)
     for name, part in stateful.items():
         if state.get(name) is None:  # e.g. a part added since the checkpoint was written: it starts fresh
-            if name not in ("scheduler", "ft"):
+            if name not in ("scheduler", "ft", "config"):  # config: TrainingSettings.report says it
                 log.warning("checkpoint %s has no '%s': that part starts fresh", path.name, name)
             continue
         try:

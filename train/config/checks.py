@@ -36,11 +36,12 @@ def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> int:
 
 @dataclass(frozen=True)
 class StepSettings:
-    """``trainer.grad_accum``, ``trainer.clip_grad_norm`` and ``trainer.precision``, validated once."""
+    """``trainer.grad_accum``, ``clip_grad_norm``, ``precision`` and whether a non-finite update is skipped, validated once."""
 
     grad_accum: int = 1
     clip_grad_norm: float | None = None
     precision: str = "32"
+    skip_nonfinite: bool = False  # trainer.on_nonfinite=skip: the step reads its gradient norm to decide
 
     @classmethod
     def from_config(cls, trainer: DictConfig) -> StepSettings:
@@ -54,7 +55,7 @@ class StepSettings:
         precision = str(trainer.precision)
         if precision not in PRECISIONS:
             raise TrainConfigError(f"trainer.precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-        return cls(accum, None if clip is None else float(clip), precision)
+        return cls(accum, None if clip is None else float(clip), precision, trainer.get("on_nonfinite") == "skip")
 
 
 def check_training_config(cfg: DictConfig) -> None:
@@ -66,3 +67,6 @@ def check_training_config(cfg: DictConfig) -> None:
             raise TrainConfigError(f"trainer.{old}: renamed trainer.{new}; rename it in your config")
     _positive(cfg, "trainer.eval_every", allow_zero=True)
     StepSettings.from_config(cfg.trainer)
+    from train.nonfinite import check_settings  # imports torch, which this module does not need otherwise
+
+    check_settings(cfg.trainer.on_nonfinite, cfg.trainer.max_nonfinite_skips)

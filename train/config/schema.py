@@ -28,6 +28,10 @@ class TrainerSchema:
     clip_grad_norm: Optional[float] = None  # noqa: UP045
     precision: str = "32"
     compile: bool = False
+    # A NaN or infinite loss or gradient norm: "stop" (exit 93, restarting cannot help) or "skip" that
+    # step's update, stopping after max_nonfinite_skips skips in a row (train/nonfinite.py).
+    on_nonfinite: str = "stop"
+    max_nonfinite_skips: int = 10
     # Renamed to eval_every / eval_batches: accepted here only so that an old config gets a message
     # naming the new key (train.config.checks) instead of a bare "key not in schema".
     val_every: Optional[int] = None  # noqa: UP045

@@ -5,7 +5,8 @@ or several at once, ``logger=[jsonl,tensorboard]``. A new sink is one subclass o
 :class:`MetricsSink` and one YAML file with its ``_target_``. Every sink appends: a restarted
 attempt continues the same files with the true global step, so curves run on across restarts.
 Events (an attempt starting, a checkpoint saved, a stop) are logged like metrics with an
-``event`` key, so a plot can show where time was lost.
+``event`` key, so a plot can show where time was lost. A NaN or infinite value is written as JSON
+``null`` (:func:`json_safe`): the files stay valid JSON for strict parsers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+
+from ft import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,8 @@ class JsonlSink(MetricsSink):
         self._file = (self.run_dir / filename).open("a", buffering=1)
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
-        record = {"step": step, "time": round(time.time(), 3), "attempt": self.attempt, **metrics}
-        self._file.write(json.dumps(record) + "\n")
+        record = {"step": step, "time": round(time.time(), 3), "attempt": self.attempt, **json_safe(metrics)}
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
 
     def close(self) -> None:
         self._file.close()

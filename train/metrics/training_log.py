@@ -16,6 +16,7 @@ from train.metrics.console import ProgressReport
 from train.metrics.means import MetricMeans
 from train.metrics.ranked_logging import RankedLogger
 from train.metrics.sinks import MetricsSinks, build_sinks
+from train.objective import with_derived
 
 log = logging.getLogger("train")  # every rank, into its own log file
 main_log = RankedLogger("train", rank_zero_only=True)
@@ -25,8 +26,8 @@ class TrainingLog:
     """The progress bar, the metric sinks and the objective's running means of one attempt (rank 0 only)."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, attempt: int, start_step: int, is_main: bool,
-                 fault: FaultPlan, world_size: int) -> None:
-        self.run_dir, self.is_main = run_dir, is_main
+                 fault: FaultPlan, world_size: int, objective: Any = None) -> None:
+        self.run_dir, self.is_main, self.objective = run_dir, is_main, objective
         self.sinks = build_sinks(cfg.get("logger"), run_dir, attempt, start_step) if is_main else MetricsSinks([])
         self.report = ProgressReport(cfg.trainer.max_steps, start_step, cfg.trainer.log_every,
                                      enabled=is_main and cfg.trainer.progress)
@@ -59,7 +60,8 @@ class TrainingLog:
             values = {"loss": round(loss_value, 6), "steps_per_s": round(self.report.steps_per_s, 2)}
             if grad_norm is not None:
                 values["grad_norm"] = round(grad_norm, 6)
-            self.sinks.log({**values, **self.means.take(), "lr": lr}, step)
+            means = with_derived(self.objective, {"loss": values["loss"], **self.means.take()})  # e.g. ppl
+            self.sinks.log({**values, **means, "lr": lr}, step)
 
     def validation(self, step: int, values: dict[str, float]) -> None:
         main_log.info("step %d  %s", step, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import nn
 
 from train import Supervised
@@ -12,7 +13,7 @@ from workloads.gpt.sampling import log_samples
 
 
 class NextToken(Supervised):
-    """``criterion(model(ids), next_ids)`` plus ``ppl`` (so validation logs ``val_ppl``); samples text when done.
+    """``criterion(model(ids), next_ids)``; ``ppl`` = exp of the mean loss (validation: ``val_ppl``); samples when done.
 
     ``samples`` (``sample:`` in ``experiment=gpt_small``) names the prompts rank 0 continues after the
     last step (``on_train_end``); null: none.
@@ -22,11 +23,13 @@ class NextToken(Supervised):
         super().__init__(criterion)
         self.samples = samples
 
-    def __call__(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-        loss, metrics = super().__call__(model, batch)
+    def derive(self, means: Mapping[str, float]) -> dict[str, float]:
+        """Perplexity from the mean loss (of the validation batches; in training, of the logged step)."""
+        if "loss" not in means or not math.isfinite(means["loss"]):
+            return {}
         # exp of a loss above 50 only overflows the plot; perplexity that high means "not learning yet".
-        return loss, {**metrics, "ppl": torch.exp(loss.detach().float().clamp(max=50.0))}
+        return {"ppl": math.exp(min(means["loss"], 50.0))}
 
-    def on_train_end(self, module: nn.Module, device: torch.device) -> None:
+    def on_train_end(self, module: nn.Module, device: Any) -> None:
         if self.samples:
             log_samples(module, self.samples, device)
