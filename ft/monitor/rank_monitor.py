@@ -1,7 +1,7 @@
-"""The node-side rank monitor: accepts ranks, watches their heartbeat deadlines, reports events.
+"""The node-side rank monitor: one thread that serves the ranks' socket, checks their deadlines, reports events.
 
-It runs as one thread inside its owner (the launcher). All sockets and rank state belong to that
-thread; ``reset()`` and ``stop()`` are handed to it as commands, so rank state needs no lock
+It runs inside its owner (the launcher); the rank connections are ``connections.py``'s. All sockets
+and rank state belong to that thread; ``reset()`` and ``stop()`` are handed to it as commands, so rank state needs no lock
 (publishing events does: see ft/event_publisher.py). The monitor only reports (``events``); its
 owner decides what to end.
 """
@@ -18,20 +18,20 @@ import threading
 import time
 from pathlib import Path
 
+from ft.monitor.connections import Connections
 from ft.monitor.event_publisher import EventPublisher
 from ft.monitor.events import RankEvent
 from ft.monitor.loop_guard import LoopGuard
 from ft.monitor.private_dir import SOCKET_NAME, make_private_dir
 from ft.monitor.progress import AttemptProgress, ProgressWatch
 from ft.monitor.rank_watch import ExpectedWorker, WatchedRank
-from ft.monitor.requests import Connection, RequestHandler, RequestRefused, accept_connections
+from ft.monitor.requests import RequestHandler
 from ft.monitor.roster import AttemptRoster
 from ft.monitor.stacks import stack_file_path
 from ft.shared.config import FaultToleranceConfig
 from ft.shared.contracts import ENDPOINT_ENV
 from ft.shared.errors import RankMonitorError
 from ft.shared.heartbeat_slots import HeartbeatFile
-from ft.shared.wire import MAX_MESSAGE_BYTES, ProtocolError, encode
 
 log = logging.getLogger("ft.monitor")
 _COMMAND_WAIT = 10.0
@@ -58,7 +58,7 @@ class RankMonitor:
         self._commands: queue.Queue[tuple[str, object, threading.Event]] = queue.Queue()
         self._roster = AttemptRoster()
         self._progress = ProgressWatch()
-        self._conns: dict[socket.socket, Connection] = {}
+        self._conns: Connections | None = None  # from start()
         self._generation = 0
         self._guard = LoopGuard(log, "rank monitor")
         # What ended the monitor thread, if anything did while it should have been running.
@@ -87,6 +87,8 @@ class RankMonitor:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._server, selectors.EVENT_READ, "server")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._conns = Connections(self._selector, self._handler, self._roster, self._progress, self._publisher,
+                                  lambda: self._heartbeats)
         self._thread = threading.Thread(target=self._run, name="ft-rank-monitor", daemon=True)
         self._thread.start()
         log.debug("rank monitor listening on %s", self.endpoint)
@@ -185,7 +187,7 @@ class RankMonitor:
 
     def _dispatch(self, key: selectors.SelectorKey) -> None:
         if key.data == "server":
-            self._accept()
+            self._conns.accept(self._server)
         elif key.data == "wake":
             self._wake_r.recv(4096)
             while not self._commands.empty():
@@ -196,78 +198,15 @@ class RankMonitor:
                     self._roster.expect(payload)  # type: ignore[arg-type]
                 done.set()
         else:
-            self._receive(key.data)
-
-    def _accept(self) -> None:
-        for conn in accept_connections(self._server):
-            self._conns[conn.sock] = conn
-            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
-
-    def _receive(self, conn: Connection) -> None:
-        try:
-            chunk = conn.sock.recv(MAX_MESSAGE_BYTES)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._drop(conn)
-            return
-        try:
-            for message in conn.buffer.feed(chunk):
-                conn.sock.sendall(encode(self._handler.handle(conn, message)))
-                if conn.rank is not None:
-                    self._roster.saw(conn.rank)
-        except (ProtocolError, RequestRefused) as exc:
-            who = f"rank {conn.rank.rank}" if conn.rank else f"pid {conn.peer_pid}"
-            log.warning("closing the connection of %s: %s", who, exc)
-            self._refuse(conn, str(exc))
-        except OSError:
-            self._drop(conn)
-        except Exception as exc:
-            # A bug answering one request: that rank gets an error, every other rank stays watched.
-            log.exception("rank monitor: error answering a request")
-            self._refuse(conn, f"internal error in the rank monitor: {exc!r}")
-
-    def _refuse(self, conn: Connection, error: str) -> None:
-        try:
-            conn.sock.sendall(encode({"ok": False, "error": error}))
-        except OSError:
-            pass
-        self._drop(conn)
-
-    def _drop(self, conn: Connection) -> None:
-        self._see_progress(conn)  # a checkpoint completed since the last check still counts
-        self._forget(conn)
-        if conn.rank is not None and not conn.rank.done:
-            conn.rank.done = True
-            self._publisher.publish(conn.rank.disconnected(self._heartbeats), self._publisher.attempt)
-
-    def _forget(self, conn: Connection) -> None:
-        self._conns.pop(conn.sock, None)
-        try:
-            self._selector.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
-        conn.sock.close()
+            self._conns.receive(key.data)
 
     def _check_deadlines(self) -> None:
-        found = []
-        for conn in list(self._conns.values()):
-            self._see_progress(conn)
-            event = conn.rank.expired(self._heartbeats) if conn.rank is not None else None
-            if event is not None:
-                conn.rank.done = True  # at most one event per rank and attempt
-                found.append((event, conn.rank.stack_file))
-        connected = {conn.rank.local_rank for conn in self._conns.values() if conn.rank is not None}
-        found += self._roster.not_connected(connected, self.config.initial_rank_heartbeat_timeout,
+        found = self._conns.expired()
+        found += self._roster.not_connected(self._conns.connected(), self.config.initial_rank_heartbeat_timeout,
                                             self.sources.get("initial_rank_heartbeat_timeout", "config"),
                                             time.monotonic_ns())
         if found:
             self._publisher.report_hangs(found)
-
-    def _see_progress(self, conn: Connection) -> None:
-        if conn.rank is not None:
-            self._progress.see(conn.rank.local_rank, conn.rank.section_names,
-                               self._heartbeats.read_slot(conn.rank.slot), time.monotonic_ns())
 
     def _reset(self) -> None:
         self._close_ranks()
@@ -281,5 +220,5 @@ class RankMonitor:
             self._heartbeats = HeartbeatFile(self._dir / f"heartbeats-{self._generation}.bin")
 
     def _close_ranks(self) -> None:
-        for conn in list(self._conns.values()):
-            self._forget(conn)
+        if self._conns is not None:
+            self._conns.close_all()

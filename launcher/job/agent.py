@@ -3,7 +3,7 @@
 Elastic keeps the rendezvous, the restart budget and the worker lifecycle. This subclass adds:
 workers started by our process contexts (fork server or session processes) with the job's extra
 environment; a hung or dropped rank (a ``RankEvent``) ends the group like a crash does, blaming the
-first party (``blame.py``); exit 75 from workers means "stopped on request", never a failure to
+first party (``blame.py``), or a peer node that was lost (``peer_nodes.py``); exit 75 from workers means "stopped on request", never a failure to
 restart, and exit 2 or 93 means a restart cannot help; one log line per event, recorded for the
 summary. Group teardown and the graceful stop on request are ``stop_requests.py``'s.
 """
@@ -11,8 +11,9 @@ summary. Group teardown and the graceful stop on request are ``stop_requests.py`
 from __future__ import annotations
 
 import logging
-import queue
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from torch.distributed.elastic.agent.server.api import RunResult, WorkerGroup, WorkerState
@@ -23,15 +24,13 @@ from launcher.job.attempt_id import agree_attempt_id
 from launcher.job.exit_watch import ExitWatch
 from launcher.job.outcome import Outcome
 from launcher.job.peer_nodes import PeerNodes
+from launcher.job.rank_events import RankEvents
 from launcher.job.stop_outcome import StopResult
 from launcher.job.stop_requests import REQUESTS, StoppingAgent
 from launcher.job.worker_launch import WorkerLaunch, expect_connections, start_context
 from launcher.workers.pcontext import ForkedContext, WorkerGroupContext
 
 log = logging.getLogger("launcher")
-# How long a report of ranks that only wait in a collective is held for the rank they wait for: its
-# own detection comes within a check interval, and its stack capture within 0.5 s.
-_HOLD_FOR_CULPRIT = 1.5
 
 
 class FaultTolerantAgent(StoppingAgent):
@@ -41,7 +40,8 @@ class FaultTolerantAgent(StoppingAgent):
         super().__init__(spec, logs_specs, shutdown_timeout=term_timeout)
         self._launch = launch
         sources = launch.monitor.sources if launch.monitor is not None else {}
-        self._exit_watch = ExitWatch(launch.ft.rank_exit_timeout, sources.get("rank_exit_timeout", "config"))
+        exit_watch = ExitWatch(launch.ft.rank_exit_timeout, sources.get("rank_exit_timeout", "config"))
+        self._events = RankEvents(launch.monitor, lambda: self.group, exit_watch)
         self._term_timeout = term_timeout
         self._attempts = 0
         # How the workers ended as this agent saw them: FINISHED or STOPPED (they exited 0 or 75),
@@ -49,21 +49,21 @@ class FaultTolerantAgent(StoppingAgent):
         self.outcome = Outcome.RUNNING
         self.stop = StopResult()  # filled when a stop signal to the launcher ends the workers
         self._attempt_id = ""
-        self._held: list = []  # events of ranks waiting in a collective, held for the rank they wait for
-        self._held_until = 0.0
-        self._peers = PeerNodes()  # this attempt's other nodes: a lost one is named as the cause
+        self._peers = PeerNodes(launch.rdzv_endpoint)  # this attempt's other nodes: a lost one is named as the cause
+        # A local failure in a multi-node job, its cause decided once the peers' liveness is known.
+        self._undecided: tuple[str, Callable[[], str]] | None = None
 
     # ------------------------------------------------------------------ starting
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
         if self._launch.monitor is not None and self._attempts > 0:
             self._launch.record.note_progress(self._launch.monitor.progress())  # the attempt that just ended
             self._launch.monitor.reset()  # between attempts only, so stack files count from attempt 0
-        self._exit_watch.reset()
-        self._held, self._held_until = [], 0.0
+        self._decide(None)
+        self._events.reset()
         attempt = self._launch.record.begin(self._attempts, worker_group.workers[0].world_size)
         self._attempts += 1
         self._attempt_id = agree_attempt_id(worker_group, worker_group.spec.max_restarts - self.restarts_left)
-        self._peers.publish(worker_group, self._attempt_id)
+        self._peers.publish(worker_group, self._attempt_id, worker_group.spec.monitor_interval)
         # Elastic builds every worker's environment, then calls start_processes(); we keep the
         # first and replace the second, so the workers get our process contexts.
         with self.processes_started_by(self._start_processes):
@@ -86,14 +86,12 @@ class FaultTolerantAgent(StoppingAgent):
     def _monitor_workers(self, worker_group: WorkerGroup) -> RunResult:
         if self._launch.monitor is not None:
             self._launch.monitor.check_alive()  # raises: job.py ends the job (exit 1) with its message
-        events = self._held + self._pending_events() + self._exit_timeouts()
-        self._held = []
-        if events and self._hold(events):
-            self._held = events
-        elif events:
+        self._peers.beats.beat()  # this node's liveness counter, for the other nodes
+        events = self._events.take()
+        if events:
             first = blame.report_hangs(events)
             here = f"{first.kind.replace('_', ' ')} on rank {first.rank}"
-            self._fail_attempt(self._peers.blame_lost(here) or here)
+            self._local_failure(here, lambda: here)
             self._launch.record.note_detection(first)
             return RunResult(state=WorkerState.UNHEALTHY)
         result = super()._monitor_workers(worker_group)
@@ -104,9 +102,9 @@ class FaultTolerantAgent(StoppingAgent):
             ranks = {w.local_rank: (w.global_rank, pids.get(w.local_rank, -1)) for w in worker_group.workers}
             ranks[first.local_rank] = (rank, first.pid)
             codes = group.exit_codes() if group is not None else {first.local_rank: first.exitcode}
-            lost = self._peers.blame_lost(f"rank {rank} failed ({blame.short(first.exitcode)})")
-            self._fail_attempt(lost or blame.crash_cause(ranks, first.local_rank, first.exitcode,
-                                                         group.exit_order() if group is not None else [], codes))
+            order = group.exit_order() if group is not None else []
+            self._local_failure(f"rank {rank} failed ({blame.short(first.exitcode)})",
+                                partial(blame.crash_cause, ranks, first.local_rank, first.exitcode, order, codes))
             final = Outcome.of_worker_exit(first.exitcode)
             if final is not None:
                 # train.py exits 2 for a config or checkpoint the user must fix, 93 for a non-finite loss:
@@ -118,26 +116,10 @@ class FaultTolerantAgent(StoppingAgent):
         elif result.state == WorkerState.SUCCEEDED:
             codes = self.group.exit_codes() if self.group is not None else {}
             stopped = any(code == ExitCode.STOPPED_ON_REQUEST for code in codes.values())
+            self._peers.beats.leaving()  # it waits at the exit barrier now, not lost
             self.outcome = Outcome.STOPPED if stopped else Outcome.FINISHED
             self._end_attempt("stopped on request" if stopped else "finished", self.outcome)
         return result
-
-    def _hold(self, events: list) -> bool:
-        """Whether to wait (briefly) for the rank these ranks wait on: every one is blocked in a
-        collective while another local rank still runs unreported."""
-        group = self.group
-        reported = {e.local_rank for e in events}
-        others = group is not None and any(r not in reported for r in group.running())
-        if not (others and blame.only_waiting(events)):
-            self._held_until = 0.0
-            return False
-        now = time.monotonic()
-        if not self._held_until:
-            self._held_until = now + _HOLD_FOR_CULPRIT
-        if now < self._held_until:
-            return True
-        self._held_until = 0.0
-        return False
 
     @property
     def group(self) -> WorkerGroupContext | None:
@@ -154,51 +136,29 @@ class FaultTolerantAgent(StoppingAgent):
         first = min(result.failures.values(), key=lambda f: f.timestamp)
         return by_local[first.local_rank]
 
-    def _pending_events(self) -> list:
-        monitor, group = self._launch.monitor, self.group
-        if monitor is None or group is None:
-            return []
-        events = []
-        while True:
-            try:
-                event = monitor.events.get_nowait()
-            except queue.Empty:
-                return events
-            if event.pid not in group.pids().values():
-                continue  # from an attempt that is already over
-            if event.kind == "disconnected" and not self._still_running_after(event.pid, 1.0):
-                continue  # the rank exited: its exit code tells whether it finished or crashed
-            if event.kind == "not_connected" and not self._still_running_after(event.pid, 0.0):
-                continue  # it exited before connecting: its exit code is what counts
-            events.append(event)
-
     def hung_ranks_now(self) -> list[int]:
-        events = self._held + self._pending_events()
-        self._held = []
-        if not events:
-            return []
-        blame.report_hangs(events)
-        rank_of = {pid: rank for rank, pid in self.worker_context.pids().items()}
-        return [rank_of[e.pid] for e in events if e.pid in rank_of]
-
-    def _exit_timeouts(self) -> list:
-        monitor, group = self._launch.monitor, self.group
-        if monitor is None or group is None:
-            return []
-        return self._exit_watch.overdue(group.exit_codes(), monitor.shut_down_ranks())
-
-    def _still_running_after(self, pid: int, wait: float) -> bool:
-        rank = next(r for r, p in self.worker_context.pids().items() if p == pid)
-        deadline = time.monotonic() + wait
-        while True:
-            if self.worker_context.exit_codes().get(rank) is not None:
-                return False
-            if time.monotonic() >= deadline:
-                return True
-            time.sleep(0.01)
+        return self._events.hung_now()
 
     def _fail_attempt(self, cause: str) -> None:
         self._end_attempt(cause, Outcome.FAILED)
+
+    def _local_failure(self, here: str, cause: Callable[[], str]) -> None:
+        """A local rank failed or hung: with other nodes, watch their counters while the workers are ended
+        (``_decide``); a lost one is the cause. ``cause()`` logs and gives it otherwise."""
+        self._peers.beats.leaving()  # from now on this node's counter stands still: the others know why
+        if not self._peers.start_check():
+            return self._fail_attempt(cause())
+        self._fail_attempt(here)  # ends the attempt now (the detection time); the cause follows
+        self._undecided = (here, cause)
+
+    def _decide(self, ended_at: float | None) -> None:
+        if self._undecided is None:
+            return
+        (here, cause), self._undecided = self._undecided, None
+        attempt = self._launch.record.current
+        decided = self._peers.blame_lost(here, ended_at) or cause()
+        if attempt is not None and attempt.outcome is Outcome.FAILED:
+            attempt.cause = decided
 
     def _end_attempt(self, cause: str, outcome: Outcome) -> None:
         attempt = self._launch.record.current
@@ -208,6 +168,7 @@ class FaultTolerantAgent(StoppingAgent):
     # ------------------------------------------------------------------ restarting
     def _restart_workers(self, worker_group: WorkerGroup) -> None:
         spec = worker_group.spec
+        self._peers.beats.leaving()
         if worker_group.state == WorkerState.HEALTHY:
             self._fail_attempt("another node left or joined; restarting with it")
             log.warning("another node is waiting at the rendezvous: restarting this node's workers with it")
@@ -216,9 +177,14 @@ class FaultTolerantAgent(StoppingAgent):
                         spec.max_restarts - self.restarts_left, spec.max_restarts)
         super()._restart_workers(worker_group)
 
+    def shutdown_workers(self, death_sig, timeout) -> None:
+        self._peers.beats.leaving()  # the job ends here: the other nodes see why this counter stops
+        super().shutdown_workers(death_sig, timeout)
+
     def on_group_ended(self, group: WorkerGroupContext, running: dict[int, int]) -> None:
         # Workers ended for a restart that all saved and exited 75 (another node joined or left, and the
         # loop stopped on SIGTERM): the attempt's work is kept; only the restart is time lost.
+        self._decide(time.monotonic())
         codes = group.exit_codes()
         attempt = self._launch.record.current
         if attempt is not None and running and all(codes.get(r) == ExitCode.STOPPED_ON_REQUEST for r in running):

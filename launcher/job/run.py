@@ -80,6 +80,11 @@ def _rendezvous(args: LaunchArgs, nproc: int):
     return rdzv_registry.get_rendezvous_handler(params), master_addr, master
 
 
+def _endpoint(args: LaunchArgs, master_addr: str | None, master_port: int | None) -> str:
+    """Where the rendezvous store is (named when it cannot be reached)."""
+    return args.rdzv_endpoint or (f"{master_addr}:{master_port}" if master_addr else "")
+
+
 def _command(args: LaunchArgs, plan: JobPlan) -> tuple[str, tuple[str, ...]]:
     if args.no_python:
         return args.training_script, tuple(plan.script_args)
@@ -153,7 +158,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         worker_store = WorkerStore() if one_node else None
         launch = WorkerLaunch(command=(bool(args.module), args.training_script), fork_server=fork_server,
                               extra_env=extra_env, monitor=monitor, ft=settings.config, record=record,
-                              worker_store=worker_store)
+                              worker_store=worker_store, rdzv_endpoint=_endpoint(args, master_addr, master_port))
         agent = FaultTolerantAgent(spec, _logs_specs(args, plan), launch, args.term_timeout)
         with rendezvous_without_random_skew() if one_node else contextlib.nullcontext():
             result = agent.run()
