@@ -7,18 +7,11 @@ import re
 import signal
 
 import pytest
-from ft_helpers.launches import PLAIN, Launches, StderrLines, records, wait_for
+from ft_helpers.launches import PLAIN, StderrLines, records, wait_for
 from ft_helpers.process_tree import descendants
 from ft_helpers.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def launches(tmp_path):
-    runs = Launches(tmp_path)
-    yield runs
-    runs.cleanup()
 
 
 def test_the_survivor_names_the_killed_node_as_lost_and_still_stops_with_75(launches, tmp_path):
