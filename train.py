@@ -44,6 +44,10 @@ def main(cfg: DictConfig) -> float | None:
         level = logging.ERROR if train.rank_from_env() == 0 else logging.INFO
         logging.getLogger("train").log(level, "%s", exc)
         sys.exit(train.ExitCode.RESTART_CANNOT_HELP)
+    except train.UNHEALTHY_NODE_ERRORS as exc:  # a straggler stopped on purpose: run the job elsewhere (exit 69)
+        level = logging.ERROR if train.rank_from_env() == 0 else logging.INFO
+        logging.getLogger("train").log(level, "%s", exc)
+        sys.exit(train.ExitCode.NODE_UNHEALTHY)
     except train.RETRYABLE_ERRORS as exc:  # e.g. an I/O error reading a checkpoint: a restart may cure it
         logging.getLogger("train").error("%s", exc)
         sys.exit(1)

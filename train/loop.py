@@ -11,8 +11,6 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,7 +25,6 @@ from train.checkpoint.store import CheckpointStore
 from train.components import Components, build_components
 from train.config.checks import PRECISIONS, StepSettings, check_training_config, run_dir_of
 from train.data import to_device
-from train.distributed import DistributedContext
 from train.fault_tolerance import FaultToleranceSession
 from train.faults import FaultPlan, current_attempt
 from train.metrics.console import show_start
@@ -36,6 +33,8 @@ from train.metrics.ranked_logging import RankedLogger
 from train.metrics.training_log import TrainingLog
 from train.nonfinite import NonFiniteGuard
 from train.objective import Supervised, with_derived  # noqa: F401  (Supervised: train.loop.Supervised stays importable)
+from train.stragglers import StragglerWatch
+from train.training_run import TrainingRun
 
 log = logging.getLogger("train")  # every rank, into its own log file
 main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
@@ -49,11 +48,12 @@ def forward_loss(objective: Any, model: nn.Module, batch: Any, device: torch.dev
         return objective(model, to_device(batch, device))
 
 
-def train_step(parts: Components, device: torch.device, settings: StepSettings,
-               means: MetricMeans | None = None) -> tuple[torch.Tensor, float | None]:
+def train_step(parts: Components, device: torch.device, settings: StepSettings, means: MetricMeans | None = None,
+               before_sync: Any = None) -> tuple[torch.Tensor, float | None]:
     """One optimizer step over ``grad_accum`` micro-batches; returns (mean loss, grad norm before clipping).
 
-    Non-final micro-batches run under DDP's ``no_sync()``: gradients are all-reduced once per step.
+    Non-final micro-batches run under DDP's ``no_sync()``: gradients are all-reduced once per step, in the
+    last backward; ``before_sync()`` is called just before it (the straggler watch's mark).
     The objective's metrics go into ``means``; only the gradient norm is read to the host, when clipping or
     ``on_nonfinite=skip`` asks for it (``skip``: a non-finite norm means no update)."""
     parts.optimizer.zero_grad(set_to_none=True)
@@ -64,6 +64,8 @@ def train_step(parts: Components, device: torch.device, settings: StepSettings,
         last = micro == settings.grad_accum - 1
         with (contextlib.nullcontext() if last or no_sync is None else no_sync()):
             loss, metrics = forward_loss(parts.objective, parts.model, batch, device, settings)
+            if last and before_sync is not None:
+                before_sync()
             (loss / settings.grad_accum).backward()
         total += loss.detach().float()
         if means is not None:
@@ -116,25 +118,8 @@ class Validator:
         return with_derived(parts.objective, means.take(), prefix="val_")  # e.g. val_ppl = exp(val_loss)
 
 
-@dataclass
-class TrainingRun:
-    """Everything one attempt of one rank works with, in one place (instead of long argument lists)."""
-
-    cfg: DictConfig
-    dist: DistributedContext
-    session: FaultToleranceSession
-    store: CheckpointStore
-    fault: FaultPlan
-    run_dir: Path
-    attempt: int
-    guard: NonFiniteGuard
-    parts: Components | None = None  # built by build_and_resume
-    checkpointer: Checkpointer | None = None
-    step: int = 0
-
-
 def run(cfg: DictConfig) -> int:
-    """Train to ``trainer.max_steps``: ``ExitCode.FINISHED`` (0), ``STOPPED_ON_REQUEST`` (75), or NonFiniteError (93)."""
+    """Train to ``trainer.max_steps``: ``FINISHED`` (0), ``STOPPED_ON_REQUEST`` (75); raises NonFiniteError, StragglerError."""
     ft_config = FaultToleranceConfig.from_mapping(cfg.fault_tolerance)
     fault = FaultPlan.from_config(cfg.get("fault"))
     check_training_config(cfg)
@@ -187,15 +172,18 @@ def train_to_the_end(state: TrainingRun) -> int:
     training_log = TrainingLog(cfg, state.run_dir, state.attempt, step, ctx.is_main, fault, ctx.world_size,
                                parts.objective)
     validator = Validator(parts, device, settings, session, cfg.trainer.eval_every)
+    stragglers = StragglerWatch.from_config(cfg, ctx, training_log)  # named in the log and the metrics
     parts.model.train()
     session.end_section(Section.INIT.value)
     try:
         while step < max_steps:
             with session.step():  # the `step` section, a heartbeat when it ends
+                stragglers.begin()
                 training_log.before_step(step + 1)
                 fault.before_step(ctx.rank, step + 1)
-                loss, grad_norm = train_step(parts, device, settings, training_log.means)
+                loss, grad_norm = train_step(parts, device, settings, training_log.means, stragglers.compute_done)
                 step += 1
+            stragglers.after_step(step)  # every straggler_window_steps: an all-gather of one float per rank
             training_log.after_step(step, loss, grad_norm, parts.optimizer.param_groups[0]["lr"])
             state.guard.after_step(step, loss, grad_norm)  # NaN/inf: NonFiniteError on every rank (exit 93)
             if validator.due(step):

@@ -17,11 +17,15 @@ class ExitCode(enum.IntEnum):
     FINISHED = 0
     FAILED = 1
     USAGE_ERROR = 2
-    # Restarting cannot help: the same failure would come back (a non-finite loss). 93 is the code
-    # NVIDIA's launcher gives the same meaning, so batch scripts written for it keep working.
-    RESTART_CANNOT_HELP = 93
+    # This node cannot run the job (a failed health check, a straggler stopped on purpose): run it
+    # elsewhere. 69 is EX_UNAVAILABLE from sysexits.h.
+    NODE_UNHEALTHY = 69
     # 75 is EX_TEMPFAIL from sysexits.h: "try again later".
     STOPPED_ON_REQUEST = 75
+    # Restarting cannot help: the same failure would come back (no progress over several attempts,
+    # the same failure twice, a non-finite loss). 93 is the code NVIDIA's launcher gives the same
+    # meaning, so batch scripts written for it keep working.
+    RESTART_CANNOT_HELP = 93
 
     @property
     def meaning(self) -> str:
@@ -47,9 +51,11 @@ _MEANINGS: dict[ExitCode, tuple[str, str]] = {
                                 "requeue only if the cause was transient (the checkpoints stay)"),
     ExitCode.USAGE_ERROR: ("failed on bad configuration or input",
                            "do not requeue: fix the flag, config key or file the message names"),
+    ExitCode.NODE_UNHEALTHY: ("stopped: this node is unhealthy",
+                              "requeue on other nodes (exclude this one); the log names the check that failed"),
     ExitCode.RESTART_CANNOT_HELP: ("stopped: restarting cannot help",
-                                   "do not requeue as is: fix what the log names (e.g. the lr behind a "
-                                   "non-finite loss), then relaunch with the same run directory"),
+                                   "do not requeue as is: fix what the log names (a step that fails every time, "
+                                   "the lr behind a non-finite loss), then relaunch with the same run directory"),
     ExitCode.STOPPED_ON_REQUEST: ("stopped on request (relaunch with the same run directory to continue)",
                                   "requeue with the same run directory: it resumes from the newest checkpoint "
                                   "(the stop checkpoint, unless a rank was hung or a second signal said kill)"),
@@ -89,6 +95,7 @@ class MetricEvent(_Name):
     FAULT_INJECTED = "fault_injected"
     CHECKPOINT = "checkpoint"
     STOPPED_ON_REQUEST = "stopped_on_request"
+    STRAGGLER = "straggler"  # a rank named slower than the others (train/stragglers.py)
 
 
 # Environment variables ft_launcher sets for its workers (beside torchrun's own).
@@ -99,6 +106,8 @@ ATTEMPT_ID_ENV = "PULSETRAIN_ATTEMPT_ID"  # the attempt number all nodes agreed 
 RUN_DIR_ENV = "PULSETRAIN_RUN_DIR"  # the run directory the launcher resolved once
 NO_FORK_SERVER_ENV = "PULSETRAIN_NO_FORK_SERVER"  # set (to anything) to start workers as plain processes
 RESTART_COUNT_ENV = "TORCHELASTIC_RESTART_COUNT"  # elastic's own count of this node's restarts
+# A file ft_launcher appends this node's name to when a health check fails (exit 69): set by the batch script.
+UNHEALTHY_NODES_FILE_ENV = "PULSETRAIN_UNHEALTHY_NODES_FILE"
 
 # Asks a rank for its Python stacks (faulthandler, registered by each rank at init): reserved for this.
 STACK_SIGNAL = signal.SIGUSR2

@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from train.errors import TrainConfigError
+from train.straggler_stats import check_settings as check_straggler_settings
 
 # trainer.precision -> the autocast dtype's name in torch (None: no autocast).
 PRECISIONS = {"32": None, "bf16": "bfloat16"}
@@ -70,3 +71,5 @@ def check_training_config(cfg: DictConfig) -> None:
     from train.nonfinite import check_settings  # imports torch, which this module does not need otherwise
 
     check_settings(cfg.trainer.on_nonfinite, cfg.trainer.max_nonfinite_skips)
+    t = cfg.trainer
+    check_straggler_settings(t.straggler_window_steps, t.straggler_factor, t.straggler_windows, t.on_straggler)

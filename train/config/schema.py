@@ -32,6 +32,13 @@ class TrainerSchema:
     # step's update, stopping after max_nonfinite_skips skips in a row (train/nonfinite.py).
     on_nonfinite: str = "stop"
     max_nonfinite_skips: int = 10
+    # Stragglers (train/stragglers.py): each window of straggler_window_steps steps (0: off) the ranks compare
+    # the median time of their step before the gradient all-reduce; a rank above straggler_factor times the
+    # others' median for straggler_windows windows in a row is named; on_straggler "log" or "stop" (exit 69).
+    straggler_window_steps: int = 20
+    straggler_factor: float = 1.3
+    straggler_windows: int = 3
+    on_straggler: str = "log"
     # Renamed to eval_every / eval_batches: accepted here only so that an old config gets a message
     # naming the new key (train.config.checks) instead of a bare "key not in schema".
     val_every: Optional[int] = None  # noqa: UP045

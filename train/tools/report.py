@@ -1,5 +1,6 @@
 """``python -m train.tools.report RUN_DIR``: one PNG of a run: the loss over steps, and under it a timeline of
-attempts with faults, detections, restarts and checkpoints at their real steps (``pip install pulsetrain[report]``)."""
+attempts with faults, detections, restarts, checkpoints and stragglers named, at their real steps
+(``pip install pulsetrain[report]``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ _STYLE = {  # kind -> (marker, colour, label)
     "detection": ("D", "darkorange", "hang detected"),
     "restart": ("^", "green", "attempt start / resume"),
     "stop": ("s", "purple", "stopped on request"),
+    "straggler": ("v", "saddlebrown", "straggler named"),
 }
 
 
@@ -66,6 +68,7 @@ def draw(records: RunRecords, out: Path, title: str = "") -> Path:
         else:
             n = stacked[(mark.kind, mark.attempt)] = stacked.get((mark.kind, mark.attempt), -1) + 1
             text = f"step {mark.step}" if mark.step is not None else f"rank {mark.rank}"
+            text = f"rank {mark.rank} {mark.detail}" if mark.kind == "straggler" else text
             offset = -14 - 9 * n
         timeline.annotate(text, (mark.time - start, mark.attempt), textcoords="offset points",
                           xytext=(0, offset), ha="center", fontsize=7, color=colour)

@@ -1,7 +1,7 @@
 """What happened in a run, read back from the files it left in its run directory.
 
 Sources, all optional: ``metrics.jsonl`` (or ``metrics.csv``) written by rank 0 (losses, and the
-events ``attempt_start``, ``checkpoint``, ``fault_injected``, ``stopped_on_request``), the ranks'
+events ``attempt_start``, ``checkpoint``, ``fault_injected``, ``stopped_on_request``, ``straggler``), the ranks'
 ``train_rank<N>.log`` (the line each injected fault writes before it fires), and ``stacks/`` from
 ``ft_launcher`` (a non-empty ``stacks-rank<R>-attempt<K>.txt`` is a rank found hung; its time is
 when the launcher asked for the stacks). ``train.tools.report`` draws these marks.
@@ -26,7 +26,7 @@ _STACK_FILE = re.compile(r"^stacks-rank(?P<rank>\d+)-attempt(?P<attempt>\d+)\.tx
 class Mark:
     """One thing that happened: what, at which step and wall-clock time, in which attempt, on which rank."""
 
-    kind: str  # "checkpoint" | "fault" | "detection" | "restart" | "stop"
+    kind: str  # "checkpoint" | "fault" | "detection" | "restart" | "stop" | "straggler"
     step: int | None
     time: float
     attempt: int
@@ -94,6 +94,8 @@ def read_run(run_dir: str | Path) -> RunRecords:
             records.marks.append(Mark("fault", step, when, attempt, int(m["rank"]), str(m["kind"])))
         elif event == "stopped_on_request":
             records.marks.append(Mark("stop", step, when, attempt))
+        elif event == "straggler":
+            records.marks.append(Mark("straggler", step, when, attempt, int(m["rank"]), f"{float(m['ratio']):.2f}x"))
         if "loss" in m and event is None:
             records.losses.append((step, float(m["loss"]), attempt))
         if "val_loss" in m:
