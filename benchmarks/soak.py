@@ -29,8 +29,10 @@ from ft_helpers.process_tree import children as tree  # noqa: E402
 
 from train.checkpoint.store import CheckpointStore  # noqa: E402
 
+# A fault every few seconds on purpose: the restart-storm and no-progress verdicts would (rightly) end it.
 LAUNCHER = [str(Path(sys.executable).parent / "ft_launcher"), "--standalone", "--nproc-per-node=2",
-            "--max-restarts=1000", "--term-timeout=10"]
+            "--max-restarts=1000", "--term-timeout=10", "--ft-restart-storm-restarts=0",
+            "--ft-max-no-progress-attempts=0"]
 FAULTS = ("kill rank", "stop rank", "sigterm launcher", "sigkill launcher")
 
 

@@ -34,6 +34,7 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("LocalElasticAgent._remaining_restarts", "restart budget left; zeroed when a worker exits 2"),
     ("LocalElasticAgent._shutdown(death_sig[, timeout | is_restart])", "agent teardown; differs by release"),
     ("LocalElasticAgent._stop_workers(worker_group[, is_restart])", "group teardown before a restart"),
+    ("LocalElasticAgent._rendezvous(worker_group)", "each attempt's join; the node's health checks run first"),
     ("LocalElasticAgent.__init__(shutdown_timeout=)", "only on newer releases"),
     ("PContext._start/_poll/_close/pids", "abstract methods our process contexts implement"),
     ("SubprocessHandler._popen, ._stdout, ._stderr", "start a worker in its own session; close its log files"),
@@ -133,6 +134,14 @@ class CompatibleAgent(LocalElasticAgent):
                   **_ignored: Any) -> None:
         # Releases call _shutdown(sig), _shutdown(sig, timeout=...) or _shutdown(is_restart=...).
         self.shutdown_workers(death_sig, timeout)
+
+    def _rendezvous(self, worker_group: Any) -> None:
+        # Called by _initialize_workers: at the start and before every restart's join.
+        self.before_rendezvous()
+        super()._rendezvous(worker_group)
+
+    def before_rendezvous(self) -> None:
+        """Runs before this node joins each attempt's rendezvous; subclasses refine this."""
 
     def _stop_workers(self, worker_group: Any, *_ignored: Any, **_also_ignored: Any) -> None:
         # Older releases pass is_restart=True here; the group ends the same way either way.

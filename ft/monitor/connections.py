@@ -106,6 +106,11 @@ class Connections:
             self._progress.see(conn.rank.local_rank, conn.rank.section_names,
                                self._heartbeats().read_slot(conn.rank.slot), time.monotonic_ns())
 
+    def see_all(self) -> None:
+        """Read every connected rank's slot now (the launcher asks for a fresh view after a failure)."""
+        for conn in list(self._conns.values()):
+            self.see_progress(conn)
+
     def close_all(self) -> None:
         for conn in list(self._conns.values()):
             self._forget(conn)

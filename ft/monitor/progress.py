@@ -11,7 +11,7 @@ time word changed. The monitor thread writes; the owner's thread reads (``progre
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ft.shared.contracts import Section
 from ft.shared.heartbeat_slots import SlotReading
@@ -25,6 +25,8 @@ class AttemptProgress:
 
     first_heartbeat: float | None  # when every rank of the attempt had sent a heartbeat
     last_checkpoint: float | None  # when a ``checkpoint`` section had last closed on every rank
+    # Heartbeats each local rank had sent in the attempt (where a failing rank was: the launcher's step).
+    heartbeats: dict[int, int] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -32,6 +34,7 @@ class _Rank:
     first_beat_ns: int = 0
     counted_start_ns: int = 0  # start time of the last checkpoint section seen closed
     checkpoint_end_ns: int = 0
+    beats: int = 0
 
 
 class ProgressWatch:
@@ -50,6 +53,7 @@ class ProgressWatch:
                 return
             if not rank.first_beat_ns and reading.beat_ns:
                 rank.first_beat_ns = reading.beat_ns
+            rank.beats = max(rank.beats, reading.count)
             section = next((i for i, name in section_names.items() if name == self._section), None)
             if section is None or section >= len(reading.starts_ns):
                 return
@@ -69,9 +73,10 @@ class ProgressWatch:
     def progress(self) -> AttemptProgress:
         """The attempt so far; a moment counts once every rank seen in it reached it."""
         with self._lock:
-            ranks = list(self._ranks.values())
+            ranks = dict(self._ranks)
         if not ranks:
             return AttemptProgress(None, None)
-        beats = [r.first_beat_ns for r in ranks]
-        ends = [r.checkpoint_end_ns for r in ranks]
-        return AttemptProgress(max(beats) / _NS if all(beats) else None, min(ends) / _NS if all(ends) else None)
+        beats = [r.first_beat_ns for r in ranks.values()]
+        ends = [r.checkpoint_end_ns for r in ranks.values()]
+        return AttemptProgress(max(beats) / _NS if all(beats) else None, min(ends) / _NS if all(ends) else None,
+                               {local: r.beats for local, r in ranks.items()})

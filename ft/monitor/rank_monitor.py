@@ -121,8 +121,11 @@ class RankMonitor:
         """Ranks of this attempt that ended monitoring (by local rank), with when (``shutdown_ns``)."""
         return self._roster.shut_down()
 
-    def progress(self) -> AttemptProgress:
-        """The current attempt's first heartbeat and last completed checkpoint, on every rank (any thread)."""
+    def progress(self, fresh: bool = False) -> AttemptProgress:
+        """The current attempt's first heartbeat, last completed checkpoint and heartbeat counts (any thread);
+        ``fresh``: every slot read again first, by the monitor thread."""
+        if fresh:
+            self._command("see")
         return self._progress.progress()
 
     def reset(self) -> None:
@@ -196,6 +199,8 @@ class RankMonitor:
                     self._reset()
                 elif name == "expect":
                     self._roster.expect(payload)  # type: ignore[arg-type]
+                elif name == "see" and self._conns is not None:
+                    self._conns.see_all()
                 done.set()
         else:
             self._conns.receive(key.data)

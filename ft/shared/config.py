@@ -13,7 +13,7 @@ import math
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf needs typing.Dict)
+from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing.Dict, typing.List)
 
 SECTION_TIMEOUTS = "rank_section_timeouts"
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -31,7 +31,7 @@ class Setting:
     by a test) are all derived from these, so a key is described in exactly one place.
     """
 
-    rule: str  # bool | seconds (> 0, or null = never) | sections | number | count | signal | level
+    rule: str  # bool | seconds (> 0, or null = never) | sections | number | count | signal | level | imports
     unit: str  # the docs table's unit column
     help: str  # one line for ``ft_launcher --help``
     doc: str  # the docs table's meaning column
@@ -111,6 +111,28 @@ class FaultToleranceConfig:
         doc="Grace between SIGTERM and `rank_termination_signal` when a worker group is ended after a "
             "hang or crash; also what the other workers get when a rank is found hung during a graceful "
             "stop (that rank is killed at once).")
+    max_no_progress_attempts: int = setting(
+        3, rule="count", unit="attempts, ≥ 0", metavar="N", minimum=0,
+        help="stop (exit 93) after this many attempts in a row without a new checkpoint; 0: never",
+        doc="Launcher: when this many consecutive failed attempts completed no `checkpoint` section (the "
+            "job never got past the step they started from), it stops restarting and exits 93. Counted once "
+            "an attempt of the launch has completed one (a script without checkpoint sections is never "
+            "stopped by it). `0`: off.")
+    stop_on_repeated_failure: bool = setting(
+        True, rule="bool", unit="", metavar="BOOL", help="stop (exit 93) when two attempts in a row fail the same way",
+        doc="Launcher: two consecutive attempts that started from the same checkpoint and failed on the same rank "
+            "after the same number of heartbeats with the same exception (type, message, innermost frame) or "
+            "the same self-raised signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT): exit 93 at once.")
+    restart_storm_restarts: int = setting(
+        30, rule="count", unit="restarts, ≥ 0", metavar="N", minimum=0,
+        help="stop (exit 93) after more than N restarts within restart_storm_minutes; 0: never",
+        doc="Launcher: more than this many restarts within `restart_storm_minutes` end the job with 93. "
+            "30 in 10 minutes is a restart every 20 s, the fault rate the goodput target is measured at; "
+            "beyond it a job spends more time recovering than training.")
+    restart_storm_minutes: float = setting(
+        10.0, rule="number", unit="minutes, > 0", metavar="M", minimum=0.0, strict=True,
+        help="the window of restart_storm_restarts",
+        doc="Launcher: the sliding window `restart_storm_restarts` counts restarts in.")
     calibrate: bool = setting(
         False, rule="bool", unit="", metavar="BOOL", help="let the training loop calculate timeouts",
         doc="Training loop: calculate timeouts from observed intervals (see below).")
@@ -121,6 +143,13 @@ class FaultToleranceConfig:
     log_level: str = setting(
         "INFO", rule="level", unit="`DEBUG` … `CRITICAL`", metavar="LEVEL", help="log level of the monitor",
         doc="Level of the `ft` loggers.")
+    health_checks: List[str] = setting(  # noqa: UP006
+        list, rule="imports", unit="import paths", metavar="PATH,...",
+        help="your own checks before each attempt (pkg.mod:func, comma-separated)",
+        doc="Your own node health checks, run by `ft_launcher` on each node before every attempt, after its "
+            "own (run and checkpoint dirs, `/dev/shm`, GPUs): import paths (`pkg.mod:func` or `pkg.mod.func`, "
+            "found also from the script's directory) of callables taking no arguments that raise with a "
+            "message when the node is unfit. One that raises: the job exits 69 before any worker starts.")
 
     def __post_init__(self) -> None:
         validate(dataclasses.asdict(self))
@@ -259,8 +288,23 @@ def _check_level(key: str, value: Any, _: Setting) -> None:
             f"fault_tolerance.{key}: expected {', '.join(_LEVELS[:-1])} or {_LEVELS[-1]}, got {value!r}")
 
 
+def _import_paths(value: Any) -> list[str]:
+    """A list of import paths from a list, or from the comma-separated string of ``--ft-health-checks``."""
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _check_imports(key: str, value: Any, _: Setting) -> None:
+    if not isinstance(value, (str, list, tuple)) or not all(isinstance(v, str) for v in _import_paths(value)):
+        raise FaultToleranceConfigError(f"fault_tolerance.{key}: expected a list of import paths, got {value!r}")
+    for path in _import_paths(value):
+        if not all(part.isidentifier() for part in path.replace(":", ".").split(".")):
+            raise FaultToleranceConfigError(
+                f"fault_tolerance.{key}: {path!r} is not an import path such as pkg.mod:func or pkg.mod.func")
+
+
 _CHECKS = {"seconds": check_optional_seconds, "sections": _check_sections, "number": _check_number,
-           "count": _check_count, "bool": _check_bool, "level": _check_level,
+           "count": _check_count, "bool": _check_bool, "level": _check_level, "imports": _check_imports,
            "signal": lambda key, value, _: _signal(value)}
 
 
@@ -281,6 +325,8 @@ def _normalise(key: str, value: Any) -> Any:
         return _signal(value).name
     if rule == "level":
         return str(value).upper()
+    if rule == "imports":
+        return _import_paths(value)
     return value
 
 
@@ -290,6 +336,8 @@ def format_default(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
+    if value == []:
+        return "[]"
     return "{}" if value == {} else str(value)
 
 

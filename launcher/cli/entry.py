@@ -2,7 +2,8 @@
 
 Exit codes (ft.ExitCode): 0 finished, 1 failed (restart budget spent), 2 usage error or a run directory
 held by another job (nothing started), 75 stopped on request with a checkpoint saved (requeue and
-relaunch to continue), 93 a worker said restarting cannot help.
+relaunch to continue), 93 restarting cannot help (a worker said so, or no progress, the same failure twice, a restart storm).
+``ft_launcher --status RUN_DIR`` reports on a run from its files instead (``launcher/status.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def _stop_early(signum, _frame):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0].split("=", 1)[0] == "--status":  # a report from a run's files: no script, nothing started
+        from launcher.status import main as status
+        from launcher.status import status_argv
+
+        return status(status_argv(argv))
     # Before anything heavy: the fork server imports torch while this process does its own work.
     from launcher.cli import stop_signals
     from launcher.cli.args import launcher_flags, peek_nproc, wants_fork_server

@@ -4,7 +4,8 @@ Elastic keeps the rendezvous, the restart budget and the worker lifecycle. This 
 workers started by our process contexts (fork server or session processes) with the job's extra
 environment; a hung or dropped rank (a ``RankEvent``) ends the group like a crash does, blaming the
 first party (``blame.py``), or a peer node that was lost (``peer_nodes.py``); exit 75 from workers means "stopped on request", never a failure to
-restart, and exit 2 or 93 means a restart cannot help; one log line per event, recorded for the
+restart, and exit 2 or 93 means a restart cannot help, as do the restart verdicts (``restart_verdicts.py``: no
+progress, the same failure twice, a restart storm); one log line per event, recorded for the
 summary. Group teardown and the graceful stop on request are ``stop_requests.py``'s.
 """
 
@@ -22,9 +23,11 @@ from ft import ExitCode
 from launcher.job import blame
 from launcher.job.attempt_id import agree_attempt_id
 from launcher.job.exit_watch import ExitWatch
+from launcher.job.failure_signature import FailureSignature, of_failure
 from launcher.job.outcome import Outcome
 from launcher.job.peer_nodes import PeerNodes
 from launcher.job.rank_events import RankEvents
+from launcher.job.restart_verdicts import RestartVerdicts
 from launcher.job.stop_outcome import StopResult
 from launcher.job.stop_requests import REQUESTS, StoppingAgent
 from launcher.job.worker_launch import WorkerLaunch, expect_connections, start_context
@@ -52,8 +55,13 @@ class FaultTolerantAgent(StoppingAgent):
         self._peers = PeerNodes(launch.rdzv_endpoint)  # this attempt's other nodes: a lost one is named as the cause
         # A local failure in a multi-node job, its cause decided once the peers' liveness is known.
         self._undecided: tuple[str, Callable[[], str]] | None = None
+        self._verdicts = RestartVerdicts(launch.ft)  # no progress, the same failure twice, a restart storm
 
     # ------------------------------------------------------------------ starting
+    def before_rendezvous(self) -> None:
+        if self._launch.health is not None:
+            self._launch.health.check()  # raises NodeUnhealthy: this node joins no attempt, starts no worker
+
     def _start_workers(self, worker_group: WorkerGroup) -> dict[int, Any]:
         if self._launch.monitor is not None and self._attempts > 0:
             self._launch.record.note_progress(self._launch.monitor.progress())  # the attempt that just ended
@@ -93,6 +101,7 @@ class FaultTolerantAgent(StoppingAgent):
             here = f"{first.kind.replace('_', ' ')} on rank {first.rank}"
             self._local_failure(here, lambda: here)
             self._launch.record.note_detection(first)
+            self._judge(first.local_rank, first.rank, None)
             return RunResult(state=WorkerState.UNHEALTHY)
         result = super()._monitor_workers(worker_group)
         if result.state == WorkerState.FAILED and result.failures:
@@ -113,6 +122,8 @@ class FaultTolerantAgent(StoppingAgent):
                 log.error("exit code %d means %s (see the worker's message above): not restarting",
                           first.exitcode, "bad configuration or input" if final is Outcome.BAD_INPUT
                           else "restarting cannot help")
+            else:
+                self._judge(first.local_rank, rank, of_failure(rank, first.exitcode, first.error_file_data))
         elif result.state == WorkerState.SUCCEEDED:
             codes = self.group.exit_codes() if self.group is not None else {}
             stopped = any(code == ExitCode.STOPPED_ON_REQUEST for code in codes.values())
@@ -120,6 +131,17 @@ class FaultTolerantAgent(StoppingAgent):
             self.outcome = Outcome.STOPPED if stopped else Outcome.FINISHED
             self._end_attempt("stopped on request" if stopped else "finished", self.outcome)
         return result
+
+    def _judge(self, local_rank: int, rank: int, signature: FailureSignature | None) -> None:
+        """A failed attempt with restarts left: stop here (93) when the restart verdicts say it cannot help."""
+        if self.restarts_left <= 0:
+            return
+        monitor = self._launch.monitor
+        reason = self._verdicts.judge(self._launch.record, local_rank, rank, signature,
+                                      monitor.progress(fresh=True) if monitor is not None else None)
+        if reason is not None:
+            self.outcome, self.restarts_left = Outcome.CANNOT_HELP, 0
+            log.error("%s", reason)
 
     @property
     def group(self) -> WorkerGroupContext | None:

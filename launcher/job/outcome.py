@@ -21,7 +21,8 @@ class Outcome(str, enum.Enum):
               │                   ├──> FAILED     a crash or a reported hang (an attempt: the group restarts
               │                   │               while restarts remain; a job: the restart budget is spent)
               │                   ├──> BAD_INPUT  exit 2, or a point's directory holds another point's run
-              │                   └──> CANNOT_HELP  a worker exited 93 (e.g. a non-finite loss): not restarted
+              │                   ├──> CANNOT_HELP  a worker exited 93 (e.g. a non-finite loss): not restarted
+              │                   └──> UNHEALTHY  a health check failed on this node before an attempt (exit 69)
               └──> ALREADY_FINISHED  a sweep point an earlier run of the same sweep finished: skipped
 
     ``NOT_STARTED`` stays the end state of a sweep point when the sweep was stopped before it began.
@@ -35,6 +36,7 @@ class Outcome(str, enum.Enum):
     FAILED = "failed"
     BAD_INPUT = "bad input"
     CANNOT_HELP = "restarting cannot help"
+    UNHEALTHY = "node unhealthy"
 
     def __str__(self) -> str:
         return self.value
@@ -57,7 +59,7 @@ class Outcome(str, enum.Enum):
 
     @property
     def failed(self) -> bool:
-        return self in (Outcome.FAILED, Outcome.BAD_INPUT, Outcome.CANNOT_HELP)
+        return self in (Outcome.FAILED, Outcome.BAD_INPUT, Outcome.CANNOT_HELP, Outcome.UNHEALTHY)
 
     @property
     def not_retried(self) -> bool:
@@ -79,7 +81,7 @@ _EXIT_CODES = {
     Outcome.FINISHED: ExitCode.FINISHED, Outcome.ALREADY_FINISHED: ExitCode.FINISHED,
     Outcome.STOPPED: ExitCode.STOPPED_ON_REQUEST, Outcome.NOT_STARTED: ExitCode.STOPPED_ON_REQUEST,
     Outcome.FAILED: ExitCode.FAILED, Outcome.BAD_INPUT: ExitCode.USAGE_ERROR,
-    Outcome.CANNOT_HELP: ExitCode.RESTART_CANNOT_HELP,
+    Outcome.CANNOT_HELP: ExitCode.RESTART_CANNOT_HELP, Outcome.UNHEALTHY: ExitCode.NODE_UNHEALTHY,
 }
 # A sweep point that ended 93 (it diverged) is a failed point: the sweep goes on, and ends 1.
 _OUTCOMES = {ExitCode.FINISHED: Outcome.FINISHED, ExitCode.STOPPED_ON_REQUEST: Outcome.STOPPED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from launcher.job.outcome import Outcome
 
@@ -27,6 +28,12 @@ class Attempt:
     # when a `checkpoint` section had last closed on every local rank.
     first_heartbeat: float | None = None
     checkpointed: float | None = None
+    # A failed attempt, as the restart verdicts compare it: the rank that failed first, the heartbeats it had
+    # sent in the attempt, and its error (``failure_signature.FailureSignature``; None: a kill, hang or exit code).
+    failed_rank: int | None = None
+    heartbeats: int | None = None
+    error: str | None = None
+    signature: Any = None
 
     def kept_until(self) -> float:
         """Until when its work survives it: its end if it saved as it was ended, else its last checkpoint."""
@@ -50,6 +57,7 @@ class JobRecord:
     outcome: Outcome = Outcome.RUNNING
     exit_code: int | None = None
     ended: float | None = None
+    verdict: str | None = None  # why restarting stopped early (``restart_verdicts``), None otherwise
 
     def end(self, outcome: Outcome) -> None:
         """The job is over: its outcome, and the exit code that outcome means."""

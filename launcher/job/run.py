@@ -25,6 +25,7 @@ from launcher.cli.stop_signals import export as export_stop_signals
 from launcher.cli.stop_signals import ignore_repeats as ignore_stop_signals
 from launcher.cli.torchrun_extras import logs_specs_class
 from launcher.compat import parse_rendezvous_config, rendezvous_without_random_skew, untested_torch
+from launcher.health import HealthChecksUnusable, NodeUnhealthy, for_plan
 from launcher.job.agent import FaultTolerantAgent
 from launcher.job.outcome import Outcome
 from launcher.job.record import JobRecord
@@ -141,6 +142,7 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
     rdzv_handler = None
     temp_stacks = None
     try:
+        health = for_plan(plan, None if args.module or args.no_python else args.training_script, settings.config.enabled)
         rdzv_handler, master_addr, master_port = _rendezvous(args, nproc)
         if settings.config.enabled:
             from ft.monitor.rank_monitor import RankMonitor
@@ -158,7 +160,8 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         worker_store = WorkerStore() if one_node else None
         launch = WorkerLaunch(command=(bool(args.module), args.training_script), fork_server=fork_server,
                               extra_env=extra_env, monitor=monitor, ft=settings.config, record=record,
-                              worker_store=worker_store, rdzv_endpoint=_endpoint(args, master_addr, master_port))
+                              worker_store=worker_store, rdzv_endpoint=_endpoint(args, master_addr, master_port),
+                              health=health)
         agent = FaultTolerantAgent(spec, _logs_specs(args, plan), launch, args.term_timeout)
         with rendezvous_without_random_skew() if one_node else contextlib.nullcontext():
             result = agent.run()
@@ -177,6 +180,11 @@ def run_job(args: LaunchArgs, plan: JobPlan, nproc: int, fork_server: ForkServer
         log.warning("%s received: %s", exc.sigval.name, stop.describe())
         if record.current is not None and record.current.outcome is Outcome.RUNNING:
             record.current.cause, record.current.outcome = f"{exc.sigval.name} to the launcher", Outcome.STOPPED
+    except NodeUnhealthy:  # logged with the check that failed; the rendezvous is closed below, so other nodes stop
+        outcome = Outcome.UNHEALTHY
+    except HealthChecksUnusable as exc:
+        log.error("%s", exc)
+        outcome = Outcome.BAD_INPUT
     except Exception as exc:  # rendezvous errors and the like: one line, the job failed
         log.error("job failed: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
         outcome = Outcome.FAILED

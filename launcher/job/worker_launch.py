@@ -33,6 +33,7 @@ class WorkerLaunch:
     record: JobRecord
     worker_store: WorkerStore | None = None  # one-node jobs: the launcher hosts the workers' store
     rdzv_endpoint: str = ""  # multi-node jobs: where the rendezvous store is, to name its host when it is gone
+    health: Any | None = None  # launcher.health.NodeHealth: checked before each rendezvous
 
 
 def start_context(launch: WorkerLaunch, attempt_id: str, common: dict[str, Any],

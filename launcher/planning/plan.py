@@ -19,6 +19,7 @@ from launcher.planning.ft_settings import FtSettings, resolve
 
 _PLAIN = re.compile(r"^[\w/.\-+]+$")
 METRIC_KEY = "trainer.optimized_metric"  # what train.py returns to a sweeper
+CHECKPOINT_KEY = "checkpoint.dir"  # the template's checkpoint directory, relative to the run dir
 
 
 @dataclass
@@ -34,6 +35,7 @@ class JobPlan:
     hydra_flags: list[str] = field(default_factory=list)  # the script's -cp/-cn/... handed on unchanged
     metric: str | None = None  # the script's trainer.optimized_metric, when its config has one
     sweep_dir: Path | None = None  # set for the points of a -m sweep
+    checkpoint_dir: Path | None = None  # the template's checkpoint.dir under the run dir (health checks)
 
 
 def quote(value: str) -> str:
@@ -101,8 +103,10 @@ def _hydra_job(name, cfg, overrides, passthrough, run_dir, settings_for) -> JobP
     args = [*passthrough, *overrides, *settings.worker_overrides, f"hydra.run.dir={quote(str(run_dir))}"]
     device = OmegaConf.select(cfg, DEVICE_KEY, default=None)
     metric = OmegaConf.select(cfg, METRIC_KEY, default=None)
+    checkpoints = OmegaConf.select(cfg, CHECKPOINT_KEY, default=None)
     return JobPlan(name, args, settings, run_dir, overrides, None if device is None else str(device),
-                   passthrough, None if metric is None else str(metric))
+                   passthrough, None if metric is None else str(metric),
+                   checkpoint_dir=None if checkpoints is None else run_dir / str(checkpoints))
 
 
 def _option_file(cfg, group: str, choice: str) -> str:

@@ -32,7 +32,7 @@ def to_dict(record: JobRecord) -> dict[str, Any]:
         attempts.append(item)
     return {"name": record.name, "started_at": round(now_wall - (now_mono - record.started), 3),
             "duration": round((record.ended or now_mono) - record.started, 3), "outcome": record.outcome.value,
-            "exit_code": record.exit_code,
+            "exit_code": record.exit_code, "verdict": record.verdict,
             "time_lost": round(record.time_lost(), 3), "attempts": attempts}
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import faulthandler
+import json
 import os
 import runpy
 import sys
+import time
 import traceback
 from typing import IO
 
@@ -61,6 +63,7 @@ def run_worker(request: dict) -> int:
         code = _exit_status(exc)
     except BaseException as exc:  # what the interpreter would print for an uncaught exception
         _print_uncaught(exc)
+        _record_uncaught(exc)
         code = 1
     _finish()
     return code
@@ -73,6 +76,21 @@ def _print_uncaught(exc: BaseException) -> None:
                               or tb.tb_frame.f_code.co_filename.endswith("runpy.py")):
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+
+
+def _record_uncaught(exc: BaseException) -> None:
+    """Write elastic's error file (as ``@record`` would), so the launcher can tell one failure from another."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE", "")
+    if not path or path == os.devnull or os.path.exists(path):  # none wanted, or the script's own @record wrote it
+        return
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    data = {"message": {"message": f"{type(exc).__name__}: {exc}",
+                        "extraInfo": {"py_callstack": stack, "timestamp": str(int(time.time()))}}}
+    try:
+        with open(path, "w") as f:
+            json.dump(data, f)
+    except OSError:
+        pass  # the failure is still reported by its exit code
 
 
 def _dump_stacks_on_request() -> None:
