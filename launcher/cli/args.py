@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fault-tolerant, torchrun-compatible launcher: restarts the worker group after a "
         "crash or a hang found by missed heartbeats. Arguments after the script go to the script "
         "(Hydra overrides, -m for a sweep).",
+        epilog="ft_launcher --status RUN_DIR: what happened to a job (attempts, causes, progress, verdict), "
+        "read from its run directory; starts nothing.",
         allow_abbrev=False,
     )
     groups = {
