@@ -44,10 +44,26 @@ bench: $(VENV)/.installed ## heartbeat cost, detection and recovery vs torchrun,
 	$(PY) benchmarks/recovery.py
 	$(PY) benchmarks/overhead.py
 
+# gpu-check runs on the GPU machine's own torch (any release; nothing replaces it): a venv that sees
+# GPU_PYTHON's packages, plus pure-Python wheels from $(WHEELS) for what it lacks (make gpu-wheels).
+GPU_PYTHON ?= python3
+GPU_VENV   ?= .venv-gpu
+WHEELS     ?= .whl
+OUT        ?= gpu-check.json
+
+gpu-check: ## CUDA tests + GPU measurements, one table, <= 5 min on one GPU: make gpu-check OUT=gpu.json
+	@$(GPU_PYTHON) scripts/gpu_check.py --probe
+	@$(GPU_PYTHON) scripts/gpu_check.py --make-venv $(GPU_VENV) --wheels $(WHEELS)
+	@$(GPU_VENV)/bin/python scripts/gpu_check.py --out $(OUT)
+
+gpu-wheels: $(VENV)/.installed ## fetch the wheels gpu-check needs where the GPU machine has no package index
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(WHEELS) "hydra-core>=1.3,<1.4" "omegaconf>=2.3,<2.4"
+	$(PY) -m pip wheel --quiet --no-deps -w $(WHEELS) antlr4-python3-runtime==4.9.3
+
 lint: $(VENV)/.installed ## ruff
 	$(VENV)/bin/ruff check .
 
 clean: ## remove run outputs (keeps .venv)
 	rm -rf outputs multirun .pytest_cache
 
-.PHONY: help venv demo test test-slurm compat drill bench lint clean
+.PHONY: help venv demo test test-slurm compat drill bench gpu-check gpu-wheels lint clean

@@ -36,8 +36,9 @@ def worker(args: argparse.Namespace) -> None:
     from ft import FaultToleranceConfig
     from train import distributed
     from train.components import build_components
+    from train.config.checks import StepSettings
+    from train.fault_tolerance import FaultToleranceSession
     from train.loop import train_step
-    from train.monitoring import FaultToleranceSession
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"run_dir={args.out.parent}"])
@@ -46,9 +47,10 @@ def worker(args: argparse.Namespace) -> None:
     session.install_stop_handler()
     ctx = distributed.setup()
     parts = build_components(cfg, ctx)
+    settings = StepSettings.from_config(cfg.trainer)
     step = 0
     for _ in range(args.warmup):
-        train_step(parts, ctx.device)
+        train_step(parts, ctx.device, settings)
         step += 1
         session.heartbeat()
         session.should_stop(step)
@@ -60,7 +62,7 @@ def worker(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             if mode == "on":
                 for _ in range(args.block):
-                    train_step(parts, ctx.device)
+                    train_step(parts, ctx.device, settings)
                     step += 1
                     before = time.perf_counter()
                     session.heartbeat()
@@ -68,12 +70,13 @@ def worker(args: argparse.Namespace) -> None:
                     ft_calls_s += time.perf_counter() - before
             else:
                 for _ in range(args.block):
-                    train_step(parts, ctx.device)
+                    train_step(parts, ctx.device, settings)
                     step += 1
             times[mode].append(time.perf_counter() - started)
         session.heartbeat()
+    parts.train_batches.close()  # its loader worker processes, as the loop does: the process waits for them at exit
     session.shutdown()
-    distributed.teardown(ctx)
+    distributed.teardown(ctx, parts)
     if ctx.is_main:
         args.out.write_text(json.dumps({"times": times, "stop_check_every": session.stop_check_every,
                                         "ft_calls_s": ft_calls_s}))

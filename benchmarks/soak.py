@@ -27,10 +27,12 @@ sys.path.insert(0, str(REPO / "tests"))  # the /proc walk the tests use too
 from ft_helpers.process_tree import alive, descendants  # noqa: E402
 from ft_helpers.process_tree import children as tree  # noqa: E402
 
-from train.checkpointing import CheckpointStore  # noqa: E402
+from train.checkpoint.store import CheckpointStore  # noqa: E402
 
+# A fault every few seconds on purpose: the restart-storm and no-progress verdicts would (rightly) end it.
 LAUNCHER = [str(Path(sys.executable).parent / "ft_launcher"), "--standalone", "--nproc-per-node=2",
-            "--max-restarts=1000", "--term-timeout=10"]
+            "--max-restarts=1000", "--term-timeout=10", "--ft-restart-storm-restarts=0",
+            "--ft-max-no-progress-attempts=0"]
 FAULTS = ("kill rank", "stop rank", "sigterm launcher", "sigkill launcher")
 
 
@@ -48,7 +50,7 @@ def ranks(launcher: int) -> list[int]:
     """The rank processes: children of the fork server (or of the launcher without one)."""
     children = tree()
     direct = children.get(launcher, [])
-    zygotes = [p for p in direct if b"launcher.zygote" in Path(f"/proc/{p}/cmdline").read_bytes()] if direct else []
+    zygotes = [p for p in direct if b"launcher.workers.zygote" in Path(f"/proc/{p}/cmdline").read_bytes()] if direct else []
     parents = zygotes or [launcher]
     return [r for parent in parents for r in children.get(parent, []) if r not in zygotes]
 

@@ -4,7 +4,7 @@ Each difference between releases is found by looking at the installed code (a pa
 attribute), never by comparing version numbers, so a release that keeps a shape keeps working and
 one that changes it fails ``tests/unit/test_compat.py`` with the name that moved. Nothing outside
 this module touches these names; ``PRIVATE_NAMES`` lists them for that test and for maintainers. The
-one exception is ``launcher/group_lifetime.py``: it runs inside forked workers, which must not pay for
+one exception is ``launcher/workers/group_lifetime.py``: it runs inside forked workers, which must not pay for
 importing elastic, so it reads its one name (listed here too) by ``getattr`` with a fallback.
 """
 
@@ -34,6 +34,7 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("LocalElasticAgent._remaining_restarts", "restart budget left; zeroed when a worker exits 2"),
     ("LocalElasticAgent._shutdown(death_sig[, timeout | is_restart])", "agent teardown; differs by release"),
     ("LocalElasticAgent._stop_workers(worker_group[, is_restart])", "group teardown before a restart"),
+    ("LocalElasticAgent._rendezvous(worker_group)", "each attempt's join; the node's health checks run first"),
     ("LocalElasticAgent.__init__(shutdown_timeout=)", "only on newer releases"),
     ("PContext._start/_poll/_close/pids", "abstract methods our process contexts implement"),
     ("SubprocessHandler._popen, ._stdout, ._stderr", "start a worker in its own session; close its log files"),
@@ -42,7 +43,7 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments", "-m sweep expansion"),
     ("rendezvous.dynamic_rendezvous._delay", "skipped for its random 0-0.3 s skew in a one-node job"),
     ("distributed_c10d._world.pg_map", "every process group a forked worker destroys; kept until it exits "
-     "(launcher/group_lifetime.py; without it, only the default group is kept)"),
+     "(launcher/workers/group_lifetime.py; without it, only the default group is kept)"),
 )
 
 
@@ -134,6 +135,14 @@ class CompatibleAgent(LocalElasticAgent):
         # Releases call _shutdown(sig), _shutdown(sig, timeout=...) or _shutdown(is_restart=...).
         self.shutdown_workers(death_sig, timeout)
 
+    def _rendezvous(self, worker_group: Any) -> None:
+        # Called by _initialize_workers: at the start and before every restart's join.
+        self.before_rendezvous()
+        super()._rendezvous(worker_group)
+
+    def before_rendezvous(self) -> None:
+        """Runs before this node joins each attempt's rendezvous; subclasses refine this."""
+
     def _stop_workers(self, worker_group: Any, *_ignored: Any, **_also_ignored: Any) -> None:
         # Older releases pass is_restart=True here; the group ends the same way either way.
         self.stop_workers(worker_group)
@@ -185,3 +194,23 @@ def split_sweep(parsed_overrides: list[Any]) -> list[list[list[str]]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     return BasicSweeper.split_arguments(parsed_overrides, None)
+
+
+# The worker-output options elastic hands start_processes (duplicate_stdout_filters, ...) that the
+# installed PContext takes; ours subclass it, so those work as in torchrun.
+_PCONTEXT_OPTIONS = frozenset(inspect.signature(_mp_api.PContext.__init__).parameters) - {
+    "self", "name", "entrypoint", "args", "envs", "logs_specs", "log_line_prefixes"}
+
+
+def context_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``options`` (elastic's extra start_processes arguments) our process contexts accept."""
+    return {key: value for key, value in options.items() if key in _PCONTEXT_OPTIONS}
+
+
+def worker_spec_fields() -> frozenset[str]:
+    """The fields of the installed elastic's WorkerSpec (newer releases add virtual_local_rank, ...)."""
+    import dataclasses
+
+    from torch.distributed.elastic.agent.server.api import WorkerSpec
+
+    return frozenset(f.name for f in dataclasses.fields(WorkerSpec))

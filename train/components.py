@@ -1,4 +1,4 @@
-"""Builds what the loop trains from the config's ``_target_`` nodes: data, model (DDP-wrapped), optimizer, scheduler."""
+"""Builds what the loop trains from the config's ``_target_`` nodes: data, model (DDP-wrapped), objective, optimizer, scheduler."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from train import rng
+from train.checkpoint import rng
 from train.data import ShardedBatches, fixed_batches
-from train.distributed import DistributedContext
+from train.distributed import DistributedContext, data_parallel
 from train.errors import TrainConfigError
 
 log = logging.getLogger(__name__)
@@ -27,13 +26,17 @@ class Components:
 
     model: nn.Module  # what the loop calls: DDP-wrapped when distributed
     module: nn.Module  # the bare model: its state_dict is what is saved
-    criterion: nn.Module
+    objective: Any  # objective(model, batch) -> (loss, metrics): cfg.objective
     optimizer: torch.optim.Optimizer
     scheduler: Any | None
     train_batches: ShardedBatches
     eval_batches: list[tuple[torch.Tensor, torch.Tensor]]
     # More checkpointed parts (an EMA of the weights, a grad scaler): name -> object with state_dict().
     extra_state: dict[str, Any] = field(default_factory=dict)
+
+    def release(self) -> None:
+        """Drop the model the loop calls (the DDP wrapper): ``train.distributed.teardown`` calls it."""
+        self.model = None  # type: ignore[assignment]
 
 
 def build(node: DictConfig, what: str, **kwargs: Any) -> Any:
@@ -70,7 +73,9 @@ def build_components(cfg: DictConfig, ctx: DistributedContext) -> Components:
     eval_batches = fixed_batches(val_dataset, int(cfg.data.batch_size), int(cfg.trainer.eval_batches)) if val_dataset else []
 
     module = build(cfg.model, "model").to(ctx.device)
-    criterion = build(cfg.criterion, "criterion")
+    objective = build(cfg.objective, "objective")
+    if not callable(objective):
+        raise TrainConfigError(f"objective: {type(objective).__name__} is not callable as objective(model, batch)")
     # `_partial_: true` nodes: the optimizer needs the parameters, the scheduler the optimizer.
     optimizer = _call(build(cfg.optim.optimizer, "optim.optimizer"), "optim.optimizer", module.parameters())
     scheduler = None
@@ -78,15 +83,13 @@ def build_components(cfg: DictConfig, ctx: DistributedContext) -> Components:
         scheduler = _call(build(cfg.optim.scheduler, "optim.scheduler"), "optim.scheduler", optimizer)
 
     model: nn.Module = module
-    if cfg.trainer.get("compile", False):
+    if cfg.trainer.compile:
         # The bare module stays what is saved; the compiled one shares its parameters.
         model = torch.compile(module)
-    if ctx.is_distributed:
-        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        model = DistributedDataParallel(model, device_ids=device_ids)
+    model = data_parallel(ctx, model)
     # From here on each rank draws its own random numbers (dropout masks differ across ranks).
     rng.seed_everything(int(cfg.seed) + 1 + ctx.rank)
     params = sum(p.numel() for p in module.parameters())
     log.info("model %s: %s parameters; %d batches of %d per epoch per rank",
              type(module).__name__, f"{params:,}", train_batches.batches_per_epoch, train_batches.batch_size)
-    return Components(model, module, criterion, optimizer, scheduler, train_batches, eval_batches)
+    return Components(model, module, objective, optimizer, scheduler, train_batches, eval_batches)

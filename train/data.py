@@ -1,4 +1,4 @@
-"""Synthetic data generated from a seed (no download) and a deterministic, resumable sharded batch iterator.
+"""A deterministic, resumable sharded batch iterator over any dataset (the loop's data machinery).
 
 The iterator reads in the training process or through a ``DataLoader`` with worker processes
 (``data.num_workers``); either way a batch is a function of its position alone, so a checkpoint
@@ -7,7 +7,6 @@ holds two integers and resuming is exact.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import signal
@@ -16,10 +15,7 @@ from typing import Any
 
 import torch
 
-from ft import stop_signals_from_env
-
-_SPLIT_OFFSETS = {"train": 0, "val": 1_000_003}
-_PR_SET_PDEATHSIG = 1
+from ft import set_parent_death_signal, stop_signals_from_env
 
 
 def _loader_worker_init(rank_pid: int, _worker_id: int) -> None:
@@ -33,43 +29,10 @@ def _loader_worker_init(rank_pid: int, _worker_id: int) -> None:
     """
     for sig in {signal.SIGINT, *stop_signals_from_env()}:
         signal.signal(sig, signal.SIG_IGN)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    except (OSError, AttributeError):  # not Linux: the watchdog remains
+    if not set_parent_death_signal():  # not Linux: the watchdog remains
         return
     if os.getppid() != rank_pid:  # the rank died before prctl took effect
         os._exit(1)
-
-
-class SyntheticClassification(torch.utils.data.Dataset):
-    """Points labelled by a fixed random "teacher" network: learnable, reproducible, tiny.
-
-    The teacher depends only on ``seed``; the inputs on ``seed`` and ``split``, so the train and
-    validation splits share the task but not the points.
-    """
-
-    def __init__(
-        self, num_samples: int, num_features: int, num_classes: int, seed: int, split: str = "train"
-    ) -> None:
-        if split not in _SPLIT_OFFSETS:
-            raise ValueError(f"split must be one of {sorted(_SPLIT_OFFSETS)}, got {split!r}")
-        teacher_gen = torch.Generator().manual_seed(seed)
-        w1 = torch.randn(num_features, 64, generator=teacher_gen) / num_features**0.5
-        w2 = torch.randn(64, num_classes, generator=teacher_gen) / 8.0
-        point_gen = torch.Generator().manual_seed(seed + _SPLIT_OFFSETS[split])
-        self.inputs = torch.randn(num_samples, num_features, generator=point_gen)
-        self.targets = (torch.tanh(self.inputs @ w1) @ w2).argmax(dim=1)
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.inputs[index], self.targets[index]
-
-    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A whole batch in one indexing operation (the fast path the loader uses when present)."""
-        return self.inputs[indices], self.targets[indices]
 
 
 class BatchFetch(torch.utils.data.Dataset):
@@ -94,7 +57,7 @@ class BatchFetch(torch.utils.data.Dataset):
             self._epoch, self._order = epoch, torch.randperm(len(self.dataset), generator=gen)[self.rank::self.world_size]
         return self._order
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
         indices = self._epoch_order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
         with torch.random.fork_rng(devices=[]):  # leaves the caller's generator where it was
@@ -149,10 +112,10 @@ class ShardedBatches:
                 persistent_workers=persistent_workers, generator=torch.Generator().manual_seed(seed + rank),
                 worker_init_fn=functools.partial(_loader_worker_init, os.getpid()))
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Any]:
         return self
 
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def __next__(self) -> Any:
         if self.batch_index >= self.batches_per_epoch:
             self.epoch, self.batch_index, self._iter = self.epoch + 1, 0, None
         if self._loader is None:
@@ -164,7 +127,7 @@ class ShardedBatches:
         self.batch_index += 1
         return batch
 
-    def peek(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def peek(self) -> Any:
         """The next batch, fetched here without moving the position (a compile warm-up's input)."""
         epoch, index = (self.epoch + 1, 0) if self.batch_index >= self.batches_per_epoch else (self.epoch, self.batch_index)
         return self._fetch[(epoch, index)]
@@ -181,7 +144,7 @@ class ShardedBatches:
         self._iter = self._loader = None
 
 
-def fixed_batches(dataset: Any, batch_size: int, num_batches: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def fixed_batches(dataset: Any, batch_size: int, num_batches: int) -> list[Any]:
     """The first ``num_batches`` batches in order (validation: same batches every time, every rank)."""
     count = min(num_batches, max(1, len(dataset) // batch_size))
     out = []
@@ -192,3 +155,15 @@ def fixed_batches(dataset: Any, batch_size: int, num_batches: int) -> list[tuple
         else:
             out.append(torch.utils.data.default_collate([dataset[int(i)] for i in indices]))
     return out
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every tensor in it (inside dicts, lists and tuples) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        moved = [to_device(value, device) for value in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
+    return batch

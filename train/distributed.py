@@ -11,14 +11,23 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from ft import (
+    contracts,
+    device_fit_problem,
+    local_rank_from_env,
+    rank_from_env,
+    visible_gpus,
+    world_size_from_env,
+)
 from train.errors import TrainConfigError
 
-DEVICES = ("auto", "cpu", "cuda")
 log = logging.getLogger(__name__)
 
 
@@ -46,28 +55,19 @@ def choose_device(requested: str, local_rank: int, local_world_size: int) -> tor
     """This rank's device for ``trainer.device``: one GPU per local rank, or the CPU.
 
     Every rank of a node decides alike (from the node's rank count, not its own index), so a node
-    with too few GPUs fails on rank 0 too, which is the rank that reports it.
+    with too few GPUs fails on rank 0 too, which is the rank that reports it. The rule and its
+    message are the launcher's too (``ft.device_fit_problem``).
     """
-    if requested not in DEVICES:
-        raise TrainConfigError(f"trainer.device: expected one of {', '.join(DEVICES)}, got {requested!r}")
-    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if gpus == 0:
-        raise TrainConfigError("trainer.device=cuda: no CUDA GPU is visible to this process; "
-                               "train on CPU with trainer.device=cpu (or auto)")
-    if local_world_size > gpus:
-        raise TrainConfigError(
-            f"trainer.device={requested}: {local_world_size} ranks on this node but {gpus} GPU(s) visible; "
-            f"start at most {gpus} per node (--nproc-per-node={gpus}) or train on CPU with trainer.device=cpu")
-    return torch.device("cuda", local_rank)
+    gpus = visible_gpus() if requested != "cpu" else 0
+    problem = device_fit_problem(requested, local_world_size, gpus)
+    if problem is not None:
+        raise TrainConfigError(problem)
+    return torch.device("cuda", local_rank) if requested != "cpu" and gpus > 0 else torch.device("cpu")
 
 
 def setup(timeout_s: float = 1800.0, requested_device: str = "auto") -> DistributedContext:
     """Pick this rank's device, then join the process group if launched as a group."""
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank, world_size = rank_from_env(), local_rank_from_env(), world_size_from_env()
     device = choose_device(requested_device, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     if device.type == "cuda":
         torch.cuda.set_device(device)  # before init_process_group: NCCL binds the current device
@@ -95,15 +95,36 @@ def _attempt_store(world_size: int, timeout: datetime.timedelta) -> dist.Store:
     """
     store = dist.TCPStore(
         os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
-        is_master=os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" and os.environ.get("RANK") == "0",
+        is_master=os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" and rank_from_env() == 0,
         timeout=timeout,
     )
-    attempt = os.environ.get("PULSETRAIN_ATTEMPT_ID") or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    attempt = os.environ.get(contracts.ATTEMPT_ID_ENV) or os.environ.get(contracts.RESTART_COUNT_ENV, "0")
     return dist.PrefixStore(f"pulsetrain/attempt_{attempt}", store)
 
 
-def teardown(ctx: DistributedContext) -> None:
-    """Leave the process group (safe to call twice)."""
+def data_parallel(ctx: DistributedContext, model: nn.Module) -> nn.Module:
+    """``model`` wrapped in DDP when the job is distributed (release it with :func:`teardown`)."""
+    if not ctx.is_distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+
+class Releasable(Protocol):
+    """What holds the DDP model (``train.components.Components``): ``release()`` drops it."""
+
+    def release(self) -> None: ...
+
+
+def teardown(ctx: DistributedContext, built: Releasable | None = None) -> None:
+    """Drop ``built``'s DDP model, then leave the process group (safe to call twice).
+
+    The model goes first so that its Reducer is never the group's last owner: a Reducer that frees
+    the gloo group does so holding the GIL, and the group's teardown can then wait forever for a
+    run-loop thread that needs that GIL (docs/launcher.md, "Fork server"). The group then dies with
+    Python's last reference, whose destructor releases the GIL.
+    """
+    if built is not None:
+        built.release()
     if ctx.is_distributed and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -15,3 +15,13 @@ class CheckpointReadError(RuntimeError):
 
     train.py reports it in one line and exits 1, so ft_launcher restarts; the file is kept as it is.
     """
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or the gradient norm became NaN or infinite: a restart would resume the last good
+    checkpoint and diverge again. train.py reports it in one line and exits 93 (restarting cannot help)."""
+
+
+class StragglerError(RuntimeError):
+    """A rank stayed slower than the others (``trainer.on_straggler=stop``): train.py reports it in one line
+    and exits 69 (``ExitCode.NODE_UNHEALTHY``), so a batch script moves the job to other nodes."""

@@ -4,8 +4,8 @@ Users run these to prove their setup recovers. A fault fires only on global rank
 step ``step`` is about to run (or in the first checkpoint save at or after it), and only in attempt
 ``attempt`` (read from ``TORCHELASTIC_RESTART_COUNT``), so the restarted attempt runs through.
 
-A new kind is one class here (or in any module) registered with :func:`fault_kind`, plus one
-``conf/fault/<kind>.yaml``. Validation, the drill (``examples/fault_drill.py``) and the table in
+A new kind is one class in any module registered with :func:`fault_kind` (the built-in ones are in
+:mod:`train.fault_kinds`), plus one ``conf/fault/<kind>.yaml``. Validation, the drill (``examples/fault_drill.py``) and the table in
 ``docs/training.md`` (checked by a test) all read :data:`FAULT_KINDS`. A kind outside this module
 is named by its import path, ``fault.kind=mypkg.faults.DiskFull``, and registers itself on import.
 """
@@ -15,17 +15,19 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ft import contracts
 from train.errors import TrainConfigError
 
 log = logging.getLogger(__name__)
 
 COMMON_KEYS = ("kind", "rank", "step", "attempt")
+# Kinds that fire as a step begins (rank 0 logs them as events before they fire).
+STEP_FAULTS = ("hang", "kill", "exception", "sigterm")
 
 
 class InjectedFault(RuntimeError):
@@ -34,7 +36,7 @@ class InjectedFault(RuntimeError):
 
 def current_attempt() -> int:
     """0 for the first attempt, then 1, 2, ... as the launcher restarts the workers."""
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    return int(os.environ.get(contracts.RESTART_COUNT_ENV, "0"))
 
 
 class FaultKind:
@@ -109,92 +111,12 @@ def kind_class(kind: str) -> type[FaultKind]:
                            "(or an import path such as mypkg.faults.MyFault)")
 
 
-# --------------------------------------------------------------------------- built-in kinds
-@fault_kind("none")
-class NoFault(FaultKind):
-    what_happens = "nothing (the default)"
-    who_recovers = ""
-    in_drill = False
-
-
-@fault_kind("hang")
-class Hang(FaultKind):
-    what_happens = "the rank sleeps forever, sending no heartbeats"
-    who_recovers = "the monitor finds it after `rank_heartbeat_timeout`; the launcher restarts"
-
-    def before_step(self, step: int) -> None:
-        hang_forever(self, step)
-
-
-@fault_kind("kill")
-class Kill(FaultKind):
-    what_happens = "the rank sends itself SIGKILL"
-    who_recovers = "the launcher sees the dead worker and restarts"
-
-    def before_step(self, step: int) -> None:
-        self.announce(step)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-@fault_kind("exception")
-class RaiseException(FaultKind):
-    what_happens = "the rank raises `InjectedFault`"
-    who_recovers = "as `kill` (exit code 1, with the traceback)"
-
-    def before_step(self, step: int) -> None:
-        raise InjectedFault(self.announce(step))
-
-
-@fault_kind("sigterm")
-class Sigterm(FaultKind):
-    what_happens = "the rank sends itself SIGTERM"
-    who_recovers = "all ranks stop together, exit 75; relaunch continues"
-    drill_relaunches = True
-
-    def before_step(self, step: int) -> None:
-        self.announce(step)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-@fault_kind("hang_in_checkpoint")
-class HangInCheckpoint(FaultKind):
-    what_happens = ("the rank hangs in the first checkpoint save at or after `step` (rank 0: temporary "
-                    "file written, not renamed)")
-    who_recovers = "as `hang`; the half-written file is discarded"
-
-    def in_checkpoint_save(self, step: int) -> None:
-        hang_forever(self, step, "while saving a checkpoint")
-
-
-@fault_kind("slow")
-class Slow(FaultKind):
-    what_happens = ("the rank pauses `fault.seconds` (default 0.05) before every step from `step` on: a "
-                    "straggler the other ranks wait for")
-    who_recovers = ("nothing to recover; it slows a short job down so it can be signalled mid-run (the SLURM "
-                    "tests) without changing its weights")
-    in_drill = False
-    repeats = True
-    options = {"seconds": 0.05}
-    _announced = False
-
-    @classmethod
-    def check_option(cls, key: str, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
-            raise TrainConfigError(f"fault.{key}: expected seconds between 0 and 3600, got {value!r}")
-        return float(value)
-
-    def before_step(self, step: int) -> None:
-        if not self._announced:  # one line per process, not one per step
-            self.announce(step, f"({self.plan.options['seconds']:g} s before every step from here on)")
-            self._announced = True
-        time.sleep(self.plan.options["seconds"])  # every other rank waits for it in the all-reduce
-
-
 def hang_forever(kind: FaultKind, step: int, where: str = "") -> None:
     """No heartbeats from here on: the monitor must find this rank."""
     kind.announce(step, where)
     while True:
         time.sleep(3600)
+
 
 
 # --------------------------------------------------------------------------- the plan
@@ -235,6 +157,11 @@ class FaultPlan:
                    for key, default in kind_cls.options.items()}
         return cls(kind=kind_cls.name, options=options, **numbers)
 
+    def warn_if_absent(self, world_size: int) -> None:
+        if self.kind != "none" and self.rank >= world_size:
+            log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
+                        self.rank, world_size, self.kind)
+
     def _armed(self, rank: int) -> bool:
         return rank == self.rank and current_attempt() == self.attempt
 
@@ -248,3 +175,6 @@ class FaultPlan:
         """Called on every rank while the checkpoint of ``step`` is being written."""
         if self._armed(rank) and step >= self.step:
             self._fault.in_checkpoint_save(step)
+
+
+from train import fault_kinds  # noqa: E402,F401  (registers the built-in kinds, which need the names above)

@@ -1,228 +1,206 @@
-"""``run(cfg)``: set up, resume, train with heartbeats, checkpoint, stop together on SIGTERM, shut down."""
+"""``run(cfg)``: build, resume, the train step, evaluation and the loop; fault tolerance as a few named calls.
+
+Read top to bottom. :func:`forward_loss` is the one place where model, batch and objective meet
+(training, compile warm-up and validation alike). Fault tolerance is ``with session.step():``,
+``session.section(...)``, ``session.after_step(...)``, :func:`save` and one ``session.close(...)``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
+from torch import nn
 
-from ft import FaultToleranceConfig, exit_codes, final_metrics
-from train import distributed, training_state
-from train.checkpointing import CheckpointStore, write_json_atomic
+from ft import ExitCode, FaultToleranceConfig, MetricEvent, Section, world_size_from_env
+from train import distributed
+from train.checkpoint.checkpointer import Checkpointer
+from train.checkpoint.fingerprint import measured_on
+from train.checkpoint.store import CheckpointStore
 from train.components import Components, build_components
-from train.config_checks import check_training_config, run_dir_of
-from train.distributed import DistributedContext
+from train.config.checks import PRECISIONS, StepSettings, check_training_config, run_dir_of
+from train.data import to_device
+from train.fault_tolerance import FaultToleranceSession
 from train.faults import FaultPlan, current_attempt
-from train.metric_sinks import MetricsSinks, build_sinks
-from train.monitoring import FaultToleranceSession
-from train.ranked_logging import RankedLogger
-from train.reporting import ProgressReport, show_config
-from train.sampling import log_samples
-from train.step import StepSettings, evaluate, train_step, warm_up_compiled
+from train.metrics.console import show_start
+from train.metrics.means import MetricMeans
+from train.metrics.ranked_logging import RankedLogger
+from train.metrics.training_log import TrainingLog
+from train.nonfinite import NonFiniteGuard
+from train.objective import Supervised, with_derived  # noqa: F401  (Supervised: train.loop.Supervised stays importable)
+from train.stragglers import StragglerWatch
+from train.training_run import TrainingRun
 
 log = logging.getLogger("train")  # every rank, into its own log file
 main_log = RankedLogger("train", rank_zero_only=True)  # said once, by rank 0
 
 
-@dataclass
-class TrainingRun:
-    """Everything one attempt of one rank works with, in one place (instead of long argument lists)."""
+def forward_loss(objective: Any, model: nn.Module, batch: Any, device: torch.device,
+                 settings: StepSettings) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``objective(model, batch)`` on the device, under bf16 autocast when ``trainer.precision`` asks for it."""
+    dtype = PRECISIONS[settings.precision]
+    with torch.autocast(device.type, getattr(torch, dtype)) if dtype else contextlib.nullcontext():
+        return objective(model, to_device(batch, device))
 
-    cfg: DictConfig
-    dist: DistributedContext
-    session: FaultToleranceSession
-    store: CheckpointStore
-    fault: FaultPlan
-    run_dir: Path
-    attempt: int
-    parts: Components | None = None  # built by build_and_resume
-    stateful: dict[str, Any] = field(default_factory=dict)  # what a checkpoint saves (training_state)
-    fingerprint: dict[str, str] = field(default_factory=dict)
-    step: int = 0
+
+def train_step(parts: Components, device: torch.device, settings: StepSettings, means: MetricMeans | None = None,
+               before_sync: Any = None) -> tuple[torch.Tensor, float | None]:
+    """One optimizer step over ``grad_accum`` micro-batches; returns (mean loss, grad norm before clipping).
+
+    Non-final micro-batches run under DDP's ``no_sync()``: gradients are all-reduced once per step, in the
+    last backward; ``before_sync()`` is called just before it (the straggler watch's mark).
+    The objective's metrics go into ``means``; only the gradient norm is read to the host, when clipping or
+    ``on_nonfinite=skip`` asks for it (``skip``: a non-finite norm means no update)."""
+    parts.optimizer.zero_grad(set_to_none=True)
+    no_sync = getattr(parts.model, "no_sync", None)
+    total = torch.zeros((), device=device)
+    for micro in range(settings.grad_accum):
+        batch = next(parts.train_batches)
+        last = micro == settings.grad_accum - 1
+        with (contextlib.nullcontext() if last or no_sync is None else no_sync()):
+            loss, metrics = forward_loss(parts.objective, parts.model, batch, device, settings)
+            if last and before_sync is not None:
+                before_sync()
+            (loss / settings.grad_accum).backward()
+        total += loss.detach().float()
+        if means is not None:
+            means.add(metrics, 1 / settings.grad_accum)
+    grad_norm = None
+    if settings.clip_grad_norm is not None or settings.skip_nonfinite:
+        limit = settings.clip_grad_norm if settings.clip_grad_norm is not None else math.inf  # inf: scales by 1
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(parts.module.parameters(), limit))
+    if not (settings.skip_nonfinite and not math.isfinite(grad_norm)):
+        parts.optimizer.step()
+    if parts.scheduler is not None:  # a skipped update still takes its step of the schedule
+        parts.scheduler.step()
+    return total / settings.grad_accum, grad_norm
+
+
+def warm_up_compiled(parts: Components, device: torch.device, settings: StepSettings) -> None:
+    """Forward and backward once on the next batch (``torch.compile`` compiles under the initial timeout); nothing survives."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        loss, _ = forward_loss(parts.objective, parts.model, parts.train_batches.peek(), device, settings)
+        loss.backward()
+    parts.optimizer.zero_grad(set_to_none=True)
+
+
+class Validator:
+    """Validation every ``trainer.eval_every`` steps (0: never) on the fixed evaluation batches, the same on
+    every rank (no collective), inside the ``validation`` section with a heartbeat per batch."""
+
+    def __init__(self, parts: Components, device: torch.device, settings: StepSettings,
+                 session: FaultToleranceSession, every: int) -> None:
+        self.parts, self.device, self.settings, self.session, self.every = parts, device, settings, session, every
+
+    def due(self, step: int) -> bool:
+        return bool(self.every) and bool(self.parts.eval_batches) and step % self.every == 0
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Means of the loss and the objective's metrics over the batches, named ``val_*``."""
+        parts, means = self.parts, MetricMeans()
+        parts.module.eval()
+        try:
+            with self.session.section(Section.VALIDATION):
+                for batch in parts.eval_batches:
+                    loss, metrics = forward_loss(parts.objective, parts.module, batch, self.device, self.settings)
+                    means.add({"loss": loss.float().item(), **metrics})
+                    means.count()
+                    self.session.heartbeat()
+        finally:
+            parts.module.train()
+        self.session.note_validated()
+        return with_derived(parts.objective, means.take(), prefix="val_")  # e.g. val_ppl = exp(val_loss)
 
 
 def run(cfg: DictConfig) -> int:
-    """Train to ``trainer.max_steps``; returns ``exit_codes.FINISHED`` (0) or ``STOPPED_ON_REQUEST`` (75)."""
+    """Train to ``trainer.max_steps``: ``FINISHED`` (0), ``STOPPED_ON_REQUEST`` (75); raises NonFiniteError, StragglerError."""
     ft_config = FaultToleranceConfig.from_mapping(cfg.fault_tolerance)
     fault = FaultPlan.from_config(cfg.get("fault"))
     check_training_config(cfg)
     run_dir = run_dir_of(cfg)
     store = CheckpointStore(run_dir / cfg.checkpoint.dir, cfg.checkpoint.keep_last)
-
     # Connect to the monitor before anything slow, so the initial timeout covers all of it.
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    session = FaultToleranceSession(ft_config, store.directory, training_state.measured_on(cfg, world_size))
+    session = FaultToleranceSession(ft_config, store.directory, measured_on(cfg, world_size_from_env()))
     session.start()
-    session.start_section("init")  # ends before the first step: process group, model, data, resume
+    session.start_section(Section.INIT.value)  # until the first step: process group, model, data, resume
     session.install_stop_handler()
-    ctx = distributed.setup(float(cfg.trainer.get("dist_timeout_s", 1800)), str(cfg.trainer.get("device", "auto")))
-    state = TrainingRun(cfg, ctx, session, store, fault, run_dir, current_attempt())
+    ctx = distributed.setup(cfg.trainer.dist_timeout_s, cfg.trainer.device)
+    state = TrainingRun(cfg, ctx, session, store, fault, run_dir, current_attempt(), NonFiniteGuard.from_config(ctx, cfg))
+    finished = False
     try:
         build_and_resume(state)
         code = train_to_the_end(state)
-    except BaseException:
-        # Another rank may be gone: leave the group first, so shutting down runs no collective.
-        release_model(state)
-        distributed.teardown(ctx)
-        session.shutdown()
-        raise
-    # Leave the group while heartbeat deadlines still cover it; only what follows falls to rank_exit_timeout.
-    session.close_stop_handler()
-    release_model(state)
-    distributed.teardown(ctx)
-    session.shutdown()
+        finished = True
+    finally:
+        session.close(ctx, state.parts, finished)
     return code
-
-
-def release_model(state: TrainingRun) -> None:
-    """Drop the DDP model before the process group goes, so its Reducer is never the group's last owner.
-
-    A Reducer that frees the gloo group does so holding the GIL, and the group's teardown can then
-    wait forever for a run-loop thread that needs that GIL (docs/launcher.md, "Fork server").
-    """
-    state.parts = None
-    state.stateful = {}
 
 
 def build_and_resume(state: TrainingRun) -> None:
     """Say where and how the attempt runs, build the components, load the newest checkpoint into them."""
-    cfg, ctx, fault = state.cfg, state.dist, state.fault
-    if ctx.is_main:
-        state.run_dir.mkdir(parents=True, exist_ok=True)
-        if not state.store.checkpoints() and state.attempt == 0:
-            show_config(cfg, state.run_dir / "config_tree.log")
-    main_log.info("run dir %s | attempt %d | %d rank(s) on %s | hang detection %s", state.run_dir, state.attempt,
-                  ctx.world_size, ctx.device.type, state.session.detection_summary())
-    if fault.kind != "none" and fault.rank >= ctx.world_size:
-        main_log.warning("fault.rank=%d does not exist with %d rank(s): the '%s' fault will not fire",
-                         fault.rank, ctx.world_size, fault.kind)
+    cfg, ctx = state.cfg, state.dist
+    show_start(cfg, state.run_dir, state.attempt, ctx, fresh=not state.store.checkpoints(),
+               hang_detection=state.session.detection_summary())
+    state.fault.warn_if_absent(ctx.world_size)
     state.parts = build_components(cfg, ctx)
-    state.fingerprint = training_state.fingerprint(cfg)
-    state.stateful = training_state.checkpoint_parts(ctx, state.parts, state.session)
-    if cfg.trainer.get("compile", False):
+    state.checkpointer = Checkpointer(cfg, state.store, ctx, state.session, state.fault, state.parts)
+    if cfg.trainer.compile:
         began = time.perf_counter()
         warm_up_compiled(state.parts, ctx.device, StepSettings.from_config(cfg.trainer))
         main_log.info("torch.compile: model compiled in %.1f s (before the first heartbeat)", time.perf_counter() - began)
-    if cfg.checkpoint.get("resume", True):
-        state.session.heartbeat()
-        state.step = training_state.resume(ctx, state.store, state.stateful, state.fingerprint,
-                                           bool(cfg.checkpoint.get("allow_fresh_start", False)))
-        state.session.heartbeat()
+    state.step = state.checkpointer.resume()
 
 
-def save_checkpoint(state: TrainingRun, at: int) -> None:
-    """A collective save inside the ``checkpoint`` section, heartbeats around it."""
-    session, fault, rank = state.session, state.fault, state.dist.rank
-    session.heartbeat()
-    session.start_section("checkpoint")
-    began = time.perf_counter()
-    path = training_state.save(state.dist, state.store, state.stateful, at, state.fingerprint,
-                               in_save=lambda: fault.in_checkpoint_save(rank, at))
-    if path is not None:
-        session.persist_state()
-    session.end_section("checkpoint")
-    session.note_checkpoint_saved(at, time.perf_counter() - began)
-    session.heartbeat()
+def save(state: TrainingRun, training_log: TrainingLog, step: int) -> None:
+    """A collective checkpoint save (``checkpoint`` section), then its event; nothing non-finite is ever saved."""
+    state.guard.before_save(step, state.parts.module)
+    state.checkpointer.save(step)
+    training_log.event(MetricEvent.CHECKPOINT, step)
 
 
 def train_to_the_end(state: TrainingRun) -> int:
     """The step loop from ``state.step`` to ``trainer.max_steps``, or to an agreed stop."""
-    cfg, ctx, session, parts = state.cfg, state.dist, state.session, state.parts
-    assert parts is not None
-    settings = StepSettings.from_config(cfg.trainer)
-    max_steps, every = int(cfg.trainer.max_steps), int(cfg.checkpoint.every)
-    eval_every, log_every = int(cfg.trainer.eval_every), int(cfg.trainer.log_every)
-    device, heartbeat, fault = ctx.device, session.heartbeat, state.fault
-    step = state.step
-    sinks = build_sinks(cfg.get("logger"), state.run_dir, state.attempt, step) if ctx.is_main else MetricsSinks([])
-    report = ProgressReport(max_steps, step, log_every, enabled=ctx.is_main and bool(cfg.trainer.progress))
-    last_saved, started, first_step = step, time.perf_counter(), step
-    if state.attempt > 0 or step > 0:  # where a restart (or a relaunch) picked up: curves show the lost time
-        sinks.log({"event": "attempt_start", "attempt": state.attempt, "resumed_from": step}, step)
-    fault_here = fault.kind in _STEP_FAULTS and fault.attempt == state.attempt and fault.rank < ctx.world_size
-
-    if step >= max_steps:
-        log.info("already at step %d of %d: nothing to do", step, max_steps)
+    cfg, ctx, session, parts, checkpointer = state.cfg, state.dist, state.session, state.parts, state.checkpointer
+    settings, max_steps = StepSettings.from_config(cfg.trainer), cfg.trainer.max_steps
+    device, fault, step = ctx.device, state.fault, state.step
+    training_log = TrainingLog(cfg, state.run_dir, state.attempt, step, ctx.is_main, fault, ctx.world_size,
+                               parts.objective)
+    validator = Validator(parts, device, settings, session, cfg.trainer.eval_every)
+    stragglers = StragglerWatch.from_config(cfg, ctx, training_log)  # named in the log and the metrics
     parts.model.train()
-    start_section, end_section = session.start_section, session.end_section
-    end_section("init")
+    session.end_section(Section.INIT.value)
     try:
         while step < max_steps:
-            start_section("step")
-            if fault_here and step + 1 == fault.step:
-                sinks.log({"event": "fault_injected", "kind": fault.kind, "rank": fault.rank}, step + 1)
-            fault.before_step(ctx.rank, step + 1)
-            loss, grad_norm = train_step(parts, device, settings)
-            step += 1
-            end_section("step")
-            heartbeat()
-
-            due = ctx.is_main and report.due(step)  # only then is the loss synchronised to the host
-            loss_value = loss.item() if due else None
-            report.step(step, loss_value)
-            if due:
-                values = {"loss": round(loss_value, 6), "steps_per_s": round(report.steps_per_s, 2)}
-                if grad_norm is not None:
-                    values["grad_norm"] = round(grad_norm, 6)
-                sinks.log({**values, "lr": parts.optimizer.param_groups[0]["lr"]}, step)
-            if eval_every and step % eval_every == 0:
-                _evaluate(state, step, settings, sinks)
-            if step % every == 0 or step == max_steps:
-                save_checkpoint(state, step)
-                sinks.log({"event": "checkpoint"}, step)
-                last_saved = step
-            session.maybe_calibrate(step)
-            if step < max_steps and session.should_stop(step):
-                if last_saved != step:
-                    save_checkpoint(state, step)
-                    sinks.log({"event": "checkpoint"}, step)
-                sinks.log({"event": "stopped_on_request"}, step)
-                log.log(logging.WARNING if ctx.is_main else logging.INFO,
-                        "stopped on request after step %d (checkpoint saved); relaunch with the same "
-                        "run dir to continue: hydra.run.dir=%s", step, state.run_dir)
-                return exit_codes.STOPPED_ON_REQUEST
+            with session.step():  # the `step` section, a heartbeat when it ends
+                stragglers.begin()
+                training_log.before_step(step + 1)
+                fault.before_step(ctx.rank, step + 1)
+                loss, grad_norm = train_step(parts, device, settings, training_log.means, stragglers.compute_done)
+                step += 1
+            stragglers.after_step(step)  # every straggler_window_steps: an all-gather of one float per rank
+            training_log.after_step(step, loss, grad_norm, parts.optimizer.param_groups[0]["lr"])
+            state.guard.after_step(step, loss, grad_norm)  # NaN/inf: NonFiniteError on every rank (exit 93)
+            if validator.due(step):
+                training_log.validation(step, validator.evaluate())
+            if checkpointer.due(step):
+                save(state, training_log, step)
+            if session.after_step(step, max_steps):  # calibration when due; True: the ranks agreed to stop
+                if checkpointer.last_saved != step:
+                    save(state, training_log, step)
+                training_log.stopped_on_request(step)
+                return ExitCode.STOPPED_ON_REQUEST
     finally:
         parts.train_batches.close()  # loader worker processes end with the loop, whatever ended it
-        report.close()
-        sinks.close()
-    elapsed = time.perf_counter() - started
-    if step > first_step:
-        main_log.info("done: step %d/%d, %.1f steps/s over this attempt's %d steps; final checkpoint in %s",
-                      step, max_steps, (step - first_step) / elapsed, step - first_step, state.store.directory)
+        training_log.close()
+    training_log.finish(step, state.store.directory)
     if ctx.is_main:
-        _finish(state, step, sinks.last)
-    return exit_codes.FINISHED
-
-
-# Faults that fire as a step begins (the loop logs them as events on rank 0 before they fire).
-_STEP_FAULTS = ("hang", "kill", "exception", "sigterm")
-
-
-def _finish(state: TrainingRun, step: int, last: dict[str, Any]) -> None:
-    """Rank 0 of a finished run: ``final_metrics.json`` (last value of each metric), then text samples."""
-    if last:  # a relaunch of a finished run trains nothing and keeps the file it wrote
-        write_json_atomic(state.run_dir / final_metrics.FILE_NAME, {"step": step, **last})
-    if state.cfg.get("sample") and state.parts is not None:
-        log_samples(state.parts.module, state.cfg.sample, state.dist.device)
-
-
-def _evaluate(state: TrainingRun, step: int, settings: StepSettings, sinks: MetricsSinks) -> None:
-    """Validation inside the ``validation`` section; rank 0 logs val_loss (and val_ppl for a language model)."""
-    session = state.session
-    session.start_section("validation")
-    val_loss = evaluate(state.parts, state.dist.device, settings, session.heartbeat)
-    session.end_section("validation")
-    if val_loss is None:
-        return
-    session.note_validated()
-    values = {"val_loss": round(val_loss, 6)}
-    if state.cfg.data.get("perplexity", False):
-        values["val_ppl"] = round(math.exp(min(val_loss, 50.0)), 4)
-    main_log.info("step %d  %s", step, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
-    sinks.log(values, step)
+        on_train_end = getattr(parts.objective, "on_train_end", None)  # e.g. the language model's samples
+        if on_train_end is not None:
+            on_train_end(parts.module, device)
+    return ExitCode.FINISHED

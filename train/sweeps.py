@@ -7,7 +7,7 @@ import os
 
 from omegaconf import DictConfig
 
-from ft import ENDPOINT_ENV, final_metrics
+from ft import ENDPOINT_ENV, final_metrics, rank_from_env
 
 log = logging.getLogger("train")
 _warned = False
@@ -35,8 +35,8 @@ def warn_if_unwatched_sweep() -> None:
 def optimized_value(cfg: DictConfig) -> float | None:
     """``trainer.optimized_metric`` at the end of the run (rank 0 only: it wrote the file); None when unset."""
     name = cfg.trainer.get("optimized_metric")
-    if name is None or os.environ.get("RANK", "0") != "0":
+    if name is None or rank_from_env() != 0:
         return None
-    from train.loop import run_dir_of
+    from train.config.checks import run_dir_of
 
     return final_metrics.optimized_value(run_dir_of(cfg), str(name))

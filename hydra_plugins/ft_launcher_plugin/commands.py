@@ -7,11 +7,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ft.config import FIELD_NAMES
-from launcher.plan import quote
+from ft.shared.config import FIELD_NAMES
 
-__all__ = ["check_options", "fixed_overrides", "hydra_overrides", "launcher_command", "point_dir",
-           "point_launcher", "quote"]
+__all__ = ["check_options", "given_overrides", "hydra_overrides", "launcher_command", "point_dir", "point_launcher", "program"]
 
 
 class FtLauncherOptionError(ValueError):
@@ -33,8 +31,17 @@ def check_options(options: DictConfig) -> None:
         raise FtLauncherOptionError("hydra.launcher.standalone=false needs hydra.launcher.rdzv_endpoint")
 
 
-def launcher_command(options: DictConfig, config: DictConfig) -> list[str]:
-    """``python -m launcher.cli <flags> <script> <-cp/-cn of the app>``; point overrides follow."""
+def program(options: DictConfig, task_function) -> list[str] | None:
+    """What each point runs: ``hydra.launcher.script`` when set, else the task function's script or module."""
+    if options.script:
+        return [str(Path(str(options.script)).absolute())]
+    from launcher.sweeps import task_program
+
+    return task_program(task_function)
+
+
+def launcher_command(options: DictConfig, config: DictConfig, target: list[str]) -> list[str]:
+    """``python -m launcher.cli <flags> <target> <-cp/-cn of the app>``; point overrides follow."""
     cmd = [sys.executable, "-m", "launcher.cli", f"--nproc-per-node={options.nproc_per_node}",
            f"--max-restarts={options.max_restarts}"]
     if options.ft_cfg_path:
@@ -42,8 +49,7 @@ def launcher_command(options: DictConfig, config: DictConfig) -> list[str]:
     cmd += [f"--ft-{key.replace('_', '-')}={'null' if value is None else value}"
             for key, value in (options.ft or {}).items()]
     cmd += [str(arg) for arg in options.extra_args]
-    script = Path(str(options.script)) if options.script else Path(sys.argv[0])
-    return [*cmd, str(script.absolute()), *_config_location(config)]
+    return [*cmd, *target, *_config_location(config)]
 
 
 def point_launcher(base: list[str], options: DictConfig, number: int) -> list[str]:
@@ -73,17 +79,15 @@ def _config_location(config: DictConfig) -> list[str]:
     return flags
 
 
-def fixed_overrides(config: DictConfig) -> set[str]:
-    """Keys the command line gives one value for, the same in every point (not repeated in the summary)."""
-    from launcher.multirun import key_of, non_sweep
-
-    return {key_of(o) for o in non_sweep(list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or []))}
-
-
 def hydra_overrides(config: DictConfig, sweep_only: tuple[str, ...]) -> list[str]:
     """The user's ``hydra.*`` overrides that shape each run (logging, job settings), not the sweep's."""
-    given = OmegaConf.select(config, "hydra.overrides.hydra", default=[]) or []
-    return [o for o in given if not o.lstrip("+~").startswith(sweep_only)]
+    return [o for o in given_overrides(config, "hydra") if not o.lstrip("+~").startswith(sweep_only)]
+
+
+def given_overrides(config: DictConfig, kind: str) -> list[str]:
+    """``hydra.overrides.<kind>`` (task or hydra) as typed: ``${hydra.job.num}`` in them stays unresolved."""
+    node = OmegaConf.select(config, f"hydra.overrides.{kind}", default=None)
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)] if node is not None else []
 
 
 def point_dir(cfg: DictConfig) -> Path:

@@ -31,7 +31,7 @@ class FtLauncherConf:
     ft: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
     # Other ft_launcher flags, as typed (e.g. ["--term-timeout=60", "--no-fork-server"]).
     extra_args: List[str] = field(default_factory=list)  # noqa: UP006
-    # The script each point runs (null: the one Hydra is running, sys.argv[0]).
+    # The script each point runs (null: the task function's own script, or its module with -m).
     script: Optional[str] = None  # noqa: UP045
     # The config key naming the metric a point returns to the sweeper (read from final_metrics.json).
     metric_key: str = "trainer.optimized_metric"

@@ -10,8 +10,9 @@ from ft import register_configs
 
 register_configs()
 try:
-    from train.config_schema import register_train_schemas
-except ImportError:  # a project without the template's train package
-    pass
+    from train.config.schema import register_train_schemas
+except ModuleNotFoundError as exc:  # a project without the template's train package
+    if exc.name != "train":  # a module inside it has moved or is missing: say so, never skip silently
+        raise
 else:
     register_train_schemas()

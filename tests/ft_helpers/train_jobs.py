@@ -17,7 +17,7 @@ import torch
 
 from ft_helpers.paths import REPO
 from ft_helpers.process_tree import alive, descendants  # noqa: F401 (the tests import them from here)
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 BIN = Path(sys.executable).parent
 FT_LAUNCHER = [str(BIN / "ft_launcher"), "--standalone", "--nproc-per-node=2"]

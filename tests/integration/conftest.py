@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ft_helpers.launches import Launches
 from ft_helpers.train_jobs import FAST_DETECTION, FT_LAUNCHER, launch, run_to_end
 
 
@@ -21,3 +22,11 @@ def run_command():
     """``run_command(argv, env_extra=None, timeout=60)`` -> (exit code, output): run from the repository
     root with a clean environment (no launcher variables inherited), killed with its children on timeout."""
     return run_to_end
+
+
+@pytest.fixture
+def launches(tmp_path):
+    """Starts ft_launcher processes in ``tmp_path``; none of them, nor their workers, outlives the test."""
+    runs = Launches(tmp_path)
+    yield runs
+    runs.cleanup()

@@ -33,7 +33,7 @@ def test_plain_python_with_cuda_and_no_gpu_is_one_line(tmp_path, run_command):
     code, out = run_command([sys.executable, "train.py", "trainer.device=cuda", "trainer.max_steps=2",
                       f"hydra.run.dir={tmp_path}"])
     assert code == 2, out[-4000:]
-    assert "trainer.device=cuda: no CUDA GPU is visible" in out and "Traceback" not in out
+    assert "trainer.device=cuda but no CUDA GPU is visible" in out and "Traceback" not in out
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -13,17 +13,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from ft_helpers.launches import WORKERS, Launches
+from ft_helpers.launches import WORKERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 WORKER = str(WORKERS / "teardown_worker.py")
-
-
-@pytest.fixture
-def launches(tmp_path):
-    runs = Launches(tmp_path)
-    yield runs
-    runs.cleanup()
 
 
 def _reports(out) -> list[dict]:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from ft.heartbeat_slots import SLOT_BYTES, HeartbeatFile
+from ft.shared.heartbeat_slots import SLOT_BYTES, HeartbeatFile
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 # The writer stores pairs whose time is a function of the counter, so any mix of two writes shows.
 WRITER = """
 import sys
-from ft.heartbeat_slots import HeartbeatWriter
+from ft.shared.heartbeat_slots import HeartbeatWriter
 writer = HeartbeatWriter(sys.argv[1], int(sys.argv[2]))
 write = writer.write
 print("ready", flush=True)

@@ -18,7 +18,7 @@ import pytest
 from ft_helpers.processes import RankProcesses
 
 from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitor
-from ft.wire import PROTOCOL_VERSION
+from ft.shared.wire import PROTOCOL_VERSION
 
 pytestmark = pytest.mark.integration
 INTERVAL = 0.1

@@ -71,7 +71,7 @@ def test_sigterm_while_the_config_is_composed_is_a_stop_not_bad_input(tmp_path):
         "    while True:\n"
         "        time.sleep(0.05)  # stands in for a composition that takes long\n"
         "hydra.compose = slow_compose  # inside the launcher's own error handling for composition\n"
-        "from launcher.cli import main\n"
+        "from launcher.cli.entry import main\n"
         f"sys.exit(main(['--standalone', '--no-fork-server', {HYDRA!r}]))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}

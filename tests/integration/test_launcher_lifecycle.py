@@ -7,20 +7,13 @@ import signal
 from pathlib import Path
 
 import pytest
-from ft_helpers.launches import HYDRA, PLAIN, WORKERS, Launches, pid_alive, records, wait_for
+from ft_helpers.launches import HYDRA, PLAIN, WORKERS, pid_alive, records, wait_for
 from ft_helpers.processes import free_port
 
 ATTEMPT_WORKER = str(WORKERS / "attempt_worker.py")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FAST = ["--ft-workload-check-interval=0.1"]
-
-
-@pytest.fixture
-def launches(tmp_path):
-    runs = Launches(tmp_path)
-    yield runs
-    runs.cleanup()
 
 
 def _running(out: Path, ranks: int = 2, attempt: int = 0) -> dict:

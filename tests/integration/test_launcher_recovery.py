@@ -5,17 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from ft_helpers.launches import HYDRA, PLAIN, Launches, records
+from ft_helpers.launches import HYDRA, PLAIN, records
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FAST = ["--standalone", "--nproc-per-node=2", "--ft-workload-check-interval=0.1"]
-
-
-@pytest.fixture
-def launches(tmp_path):
-    runs = Launches(tmp_path)
-    yield runs
-    runs.cleanup()
 
 
 def test_healthy_run_exits_0(launches, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 import torch
 from ft_helpers.train_jobs import descendants
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +117,20 @@ def test_a_repeated_sigusr1_is_ignored_while_the_workers_stop(tmp_path):
     assert code == 75, out[-4000:]
     assert "SIGUSR1 again: already stopping" in out
     assert 20 <= saved_step(tmp_path) < 400
+
+
+def test_two_sigints_10_ms_apart_are_one_stop_request_with_a_checkpoint(tmp_path):
+    """GNU timeout and some schedulers signal the launcher and then its process group: one Ctrl-C, twice."""
+    proc = start(tmp_path)
+    try:
+        wait_for_step(proc, tmp_path, 20)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.01)  # the gap under test, not a synchronisation
+        proc.send_signal(signal.SIGINT)
+        code, out = finish(proc, 60)
+    finally:
+        kill_all(proc)
+    assert code == 75, out[-4000:]
+    assert "the same stop request" in out and "killing the workers now" not in out, out[-4000:]
+    assert "SIGINT received: workers stopped cleanly" in out
+    assert 20 <= saved_step(tmp_path) < 400  # the stop checkpoint, written at the agreed stop

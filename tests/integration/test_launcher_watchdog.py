@@ -8,17 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from ft_helpers.launches import PLAIN, WORKERS, Launches, StderrLines, pid_alive, records, wait_for
+from ft_helpers.launches import PLAIN, WORKERS, StderrLines, pid_alive, records, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FAST = ["--standalone", "--ft-workload-check-interval=0.1"]
-
-
-@pytest.fixture
-def launches(tmp_path):
-    runs = Launches(tmp_path)
-    yield runs
-    runs.cleanup()
 
 
 def _stepping(out: Path, ranks: int):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ft_helpers.train_jobs import REPO, Output, clean_env, wait_until
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 QUIET = ["data.num_workers=0", "trainer.progress=false"]
@@ -135,3 +135,23 @@ def test_a_failed_point_fails_a_basic_sweep_with_exit_1_and_no_traceback(tmp_pat
     assert code == 1, out[-4000:]
     assert "Traceback (most recent call last)" not in out.split("injected fault", 1)[1].split("sweep summary", 1)[1]
     assert [p["outcome"] for p in summary["points"]] == ["failed"] and summary["exit_code"] == 1
+
+
+def strict_json(text: str) -> dict:
+    """json.loads that refuses NaN and Infinity, as strict parsers do."""
+    return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+def test_a_point_that_diverges_is_failed_and_the_summary_stays_strict_json(tmp_path):
+    code, out, _ = sweep(tmp_path, "hydra/launcher=ft", "hydra.launcher.nproc_per_node=1",
+                         "hydra.launcher.max_restarts=2", "optim.optimizer.lr=1e-3,1e6", "trainer.max_steps=40",
+                         "trainer.log_every=5", timeout=150)
+    assert code == 1, out[-4000:]  # a failed point, none left to run
+    summary = strict_json((tmp_path / "sweep_summary.json").read_text())
+    outcomes = {p["point"]: p["outcome"] for p in summary["points"]}
+    assert outcomes == {"optim.optimizer.lr=0.001": "finished", "optim.optimizer.lr=1000000.0": "failed"}, outcomes
+    diverged = next(p for p in summary["points"] if p["outcome"] == "failed")
+    assert diverged["attempts"] == 1, diverged  # exit 93: restarting cannot help, so no restart
+    assert "non-finite loss at step" in out
+    final = strict_json((Path(diverged["run_dir"]) / "metrics.jsonl").read_text().splitlines()[-1])
+    assert final["step"] <= 40

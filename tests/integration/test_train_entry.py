@@ -9,7 +9,7 @@ import pytest
 import torch
 from ft_helpers.paths import REPO
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from ft_helpers.train_jobs import (
     start,
 )
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 pytestmark = pytest.mark.integration
 

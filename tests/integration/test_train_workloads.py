@@ -77,8 +77,8 @@ def test_validation_loss_falls_and_tensorboard_reads_back_the_logged_values(vari
 
 
 def test_report_marks_come_from_the_run_records_and_the_png_has_the_expected_size(tmp_path):
-    from train.report import DPI, FIGSIZE, draw
-    from train.run_records import read_run
+    from train.tools.report import DPI, FIGSIZE, draw
+    from train.tools.run_records import read_run
 
     overrides = [*TINY_GPT, *VARIANTS["plain"]]
     code, out = launch([*FT_LAUNCHER, "--max-restarts=1"], tmp_path, *FAST_DETECTION, *overrides,

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ft.client import RankMonitorClient
+from ft.client.monitor_client import RankMonitorClient
 from train.distributed import setup
 
 

@@ -31,7 +31,7 @@ def run(options: dict[str, str], out_dir: Path, ft_seen: dict | None = None) -> 
     import torch
     import torch.distributed as dist
 
-    from ft.client import RankMonitorClient
+    from ft.client.monitor_client import RankMonitorClient
 
     rank = int(os.environ["RANK"])
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))

@@ -39,7 +39,7 @@ def main(options: dict[str, str]) -> int:
     phases.append(("init_process_group", time.time()))
     client = None
     if os.environ.get("PULSETRAIN_FT_ENDPOINT"):
-        from ft.client import RankMonitorClient
+        from ft.client.monitor_client import RankMonitorClient
 
         client = RankMonitorClient()
         client.init_workload_monitoring()

@@ -4,8 +4,8 @@ import os
 import sys
 from pathlib import Path
 
-from ft.monitor import RankMonitor
-from launcher.cli import main
+from ft.monitor.rank_monitor import RankMonitor
+from launcher.cli.entry import main
 
 _check_deadlines = RankMonitor._check_deadlines
 

@@ -2,7 +2,7 @@
 
 Argument ``out=DIR``. Writes ``teardown.r<rank>.json``: whether ``torch._dynamo`` was imported before
 the script ran (the fork server preloads it), and whether the default group is among the groups a
-forked worker keeps after ``destroy_process_group()`` (``launcher.group_lifetime``), so that the
+forked worker keeps after ``destroy_process_group()`` (``launcher.workers.group_lifetime``), so that the
 DDP Reducer, dropped after it, is never the group's last owner; and whether the launcher hosted the
 store it connected to (``TORCHELASTIC_USE_AGENT_STORE``).
 """
@@ -30,7 +30,7 @@ def main(out: Path) -> int:
     dist.destroy_process_group()
     del model
     gc.collect()
-    keeper = sys.modules.get("launcher.group_lifetime")
+    keeper = sys.modules.get("launcher.workers.group_lifetime")
     kept = any(group is world for group in getattr(keeper, "_kept", ()))
     report = {"dynamo_preloaded": DYNAMO_PRELOADED, "kept": kept, "keeper_loaded": keeper is not None,
               "agent_store": os.environ.get("TORCHELASTIC_USE_AGENT_STORE")}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 
 REPO = Path(__file__).resolve().parents[2]
 SBATCH_FILE = REPO / "examples" / "slurm" / "train.sbatch"
@@ -76,7 +76,8 @@ class Job:
 
     def describe(self) -> str:
         info = self.info()
-        return f"state {info.get('JobState')}, restarts {info.get('Restarts')}; log tail:\n{self.log()[-3000:]}"
+        return (f"state {info.get('JobState')} ({info.get('Reason')}), restarts {info.get('Restarts')}; "
+                f"log tail:\n{self.log()[-3000:]}\n{self.cluster.describe(self.id)}")
 
 
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
@@ -115,6 +116,20 @@ class SlurmCluster:
     def job(self, job_id: str, out_dir: Path) -> Job:
         """A job (``123``) or array element (``123_0``) submitted with ``out_dir``."""
         return Job(self, job_id, out_dir / f"slurm-{job_id}.out", out_dir / f"slurm-{job_id}")
+
+    def describe(self, job_id: str | None = None) -> str:
+        """The queue, the nodes and (with ``job_id``) the job as Slurm sees them: why a job waits."""
+        commands = [["squeue", "-o", "%i %T %r %C %D %N %l %Q"], ["sinfo", "-N", "-l"]]
+        if job_id:
+            commands.append(["scontrol", "show", "job", job_id])
+        parts = []
+        for cmd in commands:
+            try:
+                proc = self.run(cmd, check=False, timeout=10)
+                parts.append(f"$ {' '.join(cmd)}\n{proc.stdout.strip()}{proc.stderr.strip()}")
+            except subprocess.TimeoutExpired:
+                parts.append(f"$ {' '.join(cmd)}: timed out")
+        return "\n".join(parts)
 
     def cancel_all(self) -> None:
         self.run(["scancel", "--partition=debug"], check=False)

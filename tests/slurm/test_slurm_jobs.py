@@ -166,3 +166,44 @@ def test_without_scontrol_exit_75_is_requeued_by_requeue_exit(without_scontrol):
     step = stopped_step(job)
     assert 50 <= step < 200 and f"resumed from step_{step:08d}" in job.log()
     assert job.final_state()["step"] == 200
+
+
+NODE_CHECK = '''
+import os
+
+
+def refuse_the_first_node():
+    """The first node this check runs on is unhealthy for the rest of the test; every other one is fine."""
+    node = os.environ.get("SLURMD_NODENAME", "")
+    try:
+        fd = os.open(os.environ["BAD_NODE_FILE"], os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.write(fd, node.encode())
+        os.close(fd)
+    except FileExistsError:
+        pass
+    with open(os.environ["BAD_NODE_FILE"]) as f:
+        if f.read() == node:
+            raise RuntimeError(f"node {node} is the unhealthy node of this test")
+'''
+
+
+def test_a_node_failing_a_health_check_is_excluded_and_the_job_finishes_on_the_other(slurm, tmp_path):
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "node_check.py").write_text(NODE_CHECK)
+    overrides = [*QUIET, "trainer.max_steps=20", "trainer.log_every=10",
+                 "fault_tolerance.health_checks=[node_check.refuse_the_first_node]"]
+    env = {"PYTHONPATH": str(checks), "BAD_NODE_FILE": str(tmp_path / "bad_node")}
+    job = slurm.job(slurm.submit(tmp_path, overrides, ["--nodes=1"], env=env), tmp_path)
+    info = job.wait_ended(180)
+    bad = (tmp_path / "bad_node").read_text()
+    assert bad in ("n1", "n2"), job.describe()
+    other = "n2" if bad == "n1" else "n1"
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", job.describe()
+    assert info["Restarts"] == "1" and info["ExcNodeList"] == bad and info["NodeList"] == other, job.describe()
+    log = job.log()
+    assert f"node {bad} is unhealthy: health check 'node_check.refuse_the_first_node' failed" in log
+    assert "starting no worker here (exit 69)" in log
+    assert f"node(s) {bad} failed a health check (exit 69): requeueing {job.id} without {bad}" in log
+    assert job.final_state()["step"] == 20
+    assert {m["attempt"] for m in job.metrics()} == {0}  # no worker ever started on the unhealthy node

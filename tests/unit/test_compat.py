@@ -35,7 +35,7 @@ def test_every_private_name_is_listed_and_only_compat_uses_them() -> None:
                     r"\bSubprocessHandler\b", r"\bsuper\(\)\._shutdown\b",
                     r"\bsuper\(\)\._stop_workers\b")
     plugin = sorted((LAUNCHER.parent / "hydra_plugins").rglob("*.py"))  # the Hydra plugin too
-    for path in sorted(LAUNCHER.glob("*.py")) + plugin:
+    for path in sorted(LAUNCHER.rglob("*.py")) + plugin:
         if path.name == "compat.py":
             continue
         text = path.read_text()

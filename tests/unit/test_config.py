@@ -13,8 +13,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from ft import FaultToleranceConfig, FaultToleranceConfigError, register_configs
-from ft.config import FIELD_NAMES
-from ft.config_sources import load_yaml_section, parse_cli_values
+from ft.shared.config import FIELD_NAMES
+from ft.shared.config_sources import load_yaml_section, parse_cli_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -196,7 +196,7 @@ def test_a_template_section_timeout_is_set_with_an_override():
 
 
 def test_the_docs_key_table_is_the_schema():
-    from ft.config import settings_table
+    from ft.shared.config import settings_table
 
     text = (ROOT / "docs" / "configuration.md").read_text()
     table = settings_table()
@@ -206,7 +206,7 @@ def test_the_docs_key_table_is_the_schema():
 
 
 def test_every_key_has_help_a_unit_rule_and_a_default_that_passes_its_own_rule():
-    from ft.config import DEFAULTS, SETTINGS, validate
+    from ft.shared.config import DEFAULTS, SETTINGS, validate
 
     validate(DEFAULTS)
     for key, described in SETTINGS.items():

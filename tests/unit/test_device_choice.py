@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from launcher.args import UsageError
-from launcher.devices import check_device_fit
+from launcher.cli.args import UsageError
+from launcher.job.devices import check_device_fit
 from train.distributed import choose_device
 from train.errors import TrainConfigError
 
@@ -53,7 +53,7 @@ def test_auto_is_cpu_without_gpus_and_one_gpu_per_local_rank_with_them(fake_gpus
 def test_too_few_gpus_fails_on_every_rank_alike(fake_gpus):
     fake_gpus(1)
     for local_rank in (0, 1):  # rank 0 fails too, so the rank that reports errors says it
-        with pytest.raises(TrainConfigError, match=r"2 ranks on this node but 1 GPU\(s\) visible"):
+        with pytest.raises(TrainConfigError, match=r"--nproc-per-node=2 puts 2 ranks on CUDA but 1 GPU\(s\) are visible"):
             choose_device("auto", local_rank, 2)
 
 

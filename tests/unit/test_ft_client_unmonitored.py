@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-import ft.client
+import ft.client.monitor_client
 from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitorClient, RankMonitorClientError
 
 
 @pytest.fixture
 def no_monitor(monkeypatch):
     monkeypatch.delenv(ENDPOINT_ENV, raising=False)
-    monkeypatch.setattr(ft.client, "_warned_unmonitored", False)
+    monkeypatch.setattr(ft.client.monitor_client, "_warned_unmonitored", False)
 
 
 def test_without_a_monitor_it_warns_once_and_still_works(no_monitor, caplog):

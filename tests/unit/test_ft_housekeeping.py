@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from ft import heartbeat_slots
-from ft.errors import RankMonitorError
-from ft.heartbeat_slots import SLOT_BYTES, HeartbeatFile
-from ft.private_dir import SOCKET_NAME, make_private_dir, remove_stale_dirs
+from ft.monitor.private_dir import SOCKET_NAME, make_private_dir, remove_stale_dirs
+from ft.shared import heartbeat_slots
+from ft.shared.errors import RankMonitorError
+from ft.shared.heartbeat_slots import SLOT_BYTES, HeartbeatFile
 
 
 def test_heartbeat_file_reserves_its_pages(tmp_path):

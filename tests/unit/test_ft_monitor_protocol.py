@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from ft import ENDPOINT_ENV, FaultToleranceConfig, RankMonitor, RankMonitorClient, RankMonitorClientError
-from ft.wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
+from ft.shared.wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 
 CONFIG = FaultToleranceConfig(
     initial_rank_heartbeat_timeout=30.0, rank_heartbeat_timeout=30.0, workload_check_interval=0.05

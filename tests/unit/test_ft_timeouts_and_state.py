@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ft import HeartbeatTimeouts, RankMonitorClientError, RankMonitorStateError
-from ft.timeouts import from_state_dict, merge_calculated, to_state_dict
+from ft.shared.timeouts import from_state_dict, merge_calculated, to_state_dict
 
 FLOOR = 1.0
 

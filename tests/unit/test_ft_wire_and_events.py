@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ft import RankEvent
-from ft.wire import MAX_MESSAGE_BYTES, LineBuffer, ProtocolError, decode, encode
+from ft.shared.wire import MAX_MESSAGE_BYTES, LineBuffer, ProtocolError, decode, encode
 
 
 def test_line_buffer_splits_messages_across_chunks():

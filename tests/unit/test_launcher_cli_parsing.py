@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.args import (
+from launcher.cli.args import (
     FLAGS,
     UsageError,
     build_parser,
@@ -46,7 +46,7 @@ def test_ft_flag_spellings(flag):
 
 
 def test_every_schema_key_has_a_flag():
-    from ft.config import FIELD_NAMES
+    from ft.shared.config import FIELD_NAMES
 
     options = {s for action in build_parser()._actions for s in action.option_strings}
     assert {f"--ft-{key.replace('_', '-')}" for key in FIELD_NAMES} <= options

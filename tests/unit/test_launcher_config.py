@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher import hydra_config, multirun
-from launcher.args import UsageError
-from launcher.ft_settings import resolve
-from launcher.plan import quote
+from launcher.cli.args import UsageError
+from launcher.planning import hydra_config, multirun
+from launcher.planning.ft_settings import resolve
+from launcher.planning.plan import quote
 
 WORKERS = Path(__file__).resolve().parents[1] / "launcher_workers"
 
@@ -127,8 +127,8 @@ def test_override_values_are_quoted_when_needed():
 
 
 def test_config_dir_flag_adds_a_search_path(tmp_path, monkeypatch):
-    from launcher.args import parse
-    from launcher.plan import plan_jobs
+    from launcher.cli.args import parse
+    from launcher.planning.plan import plan_jobs
 
     extra = tmp_path / "extra" / "fault_tolerance"
     extra.mkdir(parents=True)

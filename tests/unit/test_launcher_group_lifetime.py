@@ -1,4 +1,4 @@
-"""launcher.group_lifetime: a forked worker's destroy_process_group keeps what it destroys, once wrapped."""
+"""launcher.workers.group_lifetime: a forked worker's destroy_process_group keeps what it destroys, once wrapped."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch.distributed as dist
 from torch.distributed import distributed_c10d as c10d
 
-from launcher import group_lifetime
+from launcher.workers import group_lifetime
 
 
 @pytest.fixture

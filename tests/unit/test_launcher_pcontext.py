@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from launcher import pcontext
-from launcher.pcontext import WorkerGroupContext
+from launcher.workers import pcontext
+from launcher.workers.pcontext import WorkerGroupContext
 
 
 def _dead_pid() -> int:

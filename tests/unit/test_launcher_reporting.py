@@ -6,9 +6,9 @@ import os
 import sys
 import time
 
-from launcher.fork_server import ForkServer
-from launcher.report import JobRecord
-from launcher.stacks import top_frames, waits_on_peers
+from launcher.job.record import JobRecord
+from launcher.records.stacks import top_frames, waits_on_peers
+from launcher.workers.fork_server import ForkServer
 
 DUMP = """Thread 0x00007f01 (most recent call first):
   File "/x/threading.py", line 320 in wait
@@ -54,3 +54,12 @@ def test_fork_server_forks_workers_and_reports_exit_codes(tmp_path):
     finally:
         server.close()
     assert server.proc.returncode is not None
+
+
+def test_time_lost_counts_only_the_restart_after_an_attempt_that_saved_before_it_was_ended():
+    record = JobRecord("job")
+    saved, crashed, last = record.begin(0, 2), record.begin(1, 2), record.begin(2, 4)
+    saved.started, saved.ended, saved.saved = 0.0, 100.0, True  # resized: its workers saved and exited 75
+    crashed.started, crashed.ended = 101.5, 110.0
+    last.started = 112.0
+    assert record.time_lost() == (101.5 - 100.0) + (112.0 - 101.5)

@@ -6,9 +6,10 @@ import signal
 
 import pytest
 
-from ft.preemption import STOP_SIGNALS_ENV, parse_stop_signal, stop_signals_from_env
-from launcher import stop_signals
-from launcher.args import UsageError, launcher_flags, parse
+from ft.client.preemption import parse_stop_signal, stop_signals_from_env
+from ft.shared.contracts import STOP_SIGNALS_ENV
+from launcher.cli import stop_signals
+from launcher.cli.args import UsageError, launcher_flags, parse
 
 DEFAULT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 

@@ -1,4 +1,4 @@
-"""launcher.worker_store: the store a one-node job's workers connect to, fresh for every attempt."""
+"""launcher.job.worker_store: the store a one-node job's workers connect to, fresh for every attempt."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from ft_helpers.processes import free_port
 from torch.distributed import TCPStore
 
-from launcher.worker_store import WorkerStore
+from launcher.job.worker_store import WorkerStore
 
 
 def _client(port: int) -> TCPStore:

@@ -12,10 +12,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from ft import final_metrics
-from launcher import sweep_point
-from launcher.sweep import Sweep
-from launcher.sweep_point import Outcome, PointResult, SweepPoint
-from launcher.sweep_runner import exit_code, run_points
+from launcher.job.outcome import Outcome
+from launcher.sweeps import point as sweep_point
+from launcher.sweeps.point import PointResult, SweepPoint
+from launcher.sweeps.runner import exit_code, run_points
+from launcher.sweeps.sweep import Sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,10 +113,10 @@ def test_every_plugin_option_is_in_the_docs_with_its_default():
 
 
 def test_summary_adds_up_every_launch_of_a_point_with_its_detections(tmp_path):
-    from ft.events import RankEvent
-    from launcher import launch_log
-    from launcher.report import JobRecord
-    from launcher.sweep_summary import point_summary
+    from ft.monitor.events import RankEvent
+    from launcher.job.record import JobRecord
+    from launcher.records import launch_log
+    from launcher.sweeps.summary import point_summary
 
     run_dir = tmp_path / "0"
     run_dir.mkdir()

@@ -7,11 +7,13 @@ import logging
 import torch
 from torch import nn
 
-from train import training_state
-from train.checkpointing import CheckpointStore
+from train.checkpoint import state as training_state
+from train.checkpoint.store import CheckpointStore
 from train.components import Components
-from train.data import ShardedBatches, SyntheticClassification
+from train.data import ShardedBatches
 from train.distributed import DistributedContext
+from train.loop import Supervised
+from workloads.classification.data import SyntheticClassification
 
 CTX = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"), is_distributed=False)
 
@@ -44,7 +46,7 @@ def components(**extra) -> Components:
     torch.manual_seed(0)
     module = nn.Linear(4, 2)
     data = ShardedBatches(SyntheticClassification(32, 4, 2, seed=0), 4, seed=0)
-    return Components(module, module, nn.CrossEntropyLoss(), torch.optim.SGD(module.parameters(), lr=0.1), None,
+    return Components(module, module, Supervised(nn.CrossEntropyLoss()), torch.optim.SGD(module.parameters(), lr=0.1), None,
                       data, [], extra_state=extra)
 
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from train.checkpointing import CheckpointStore
+from train.checkpoint.store import CheckpointStore
 from train.errors import CheckpointError, CheckpointReadError
 
 FP = {"model": "mlp", "data": "synthetic"}

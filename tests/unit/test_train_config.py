@@ -19,7 +19,7 @@ def options(group: str) -> list[str]:
 
 
 # Options that only make sense together (a language model reads token ids, not feature vectors).
-PARTNERS = {"data=text": ["model=gpt", "criterion._target_=train.gpt.TokenCrossEntropy"], "model=gpt": ["data=text"]}
+PARTNERS = {"data=text": ["model=gpt", "criterion._target_=workloads.gpt.model.TokenCrossEntropy"], "model=gpt": ["data=text"]}
 
 
 @pytest.mark.parametrize("override", [f"{g}={o}" for g in GROUPS for o in options(g)])
@@ -78,7 +78,7 @@ def test_per_rank_log_file(compose_config, monkeypatch):
 
 def test_experiment_switches_model_and_optimizer(compose_config, tmp_path):
     cfg = compose_config("experiment=conv1d_sgd", f"run_dir={tmp_path}")
-    assert cfg.model._target_ == "train.models.Conv1dNet"
+    assert cfg.model._target_ == "workloads.classification.models.Conv1dNet"
     assert cfg.optim.optimizer._target_ == "torch.optim.SGD"
     assert Path(cfg.run_dir) == tmp_path
 

@@ -8,8 +8,9 @@ import random
 import numpy as np
 import torch
 
-from train import rng
-from train.data import ShardedBatches, SyntheticClassification
+from train.checkpoint import rng
+from train.data import ShardedBatches
+from workloads.classification.data import SyntheticClassification
 
 
 def dataset(seed: int = 3, split: str = "train") -> SyntheticClassification:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from train.data import ShardedBatches
-from train.gpt import GPT, TokenCrossEntropy
-from train.sampling import generate_samples
-from train.text_data import ByteWindows, corpus_files
+from workloads.gpt.model import GPT, TokenCrossEntropy
+from workloads.gpt.sampling import generate_samples
+from workloads.gpt.text_data import ByteWindows, corpus_files
 
 
 def test_windows_are_the_files_bytes_and_targets_are_shifted_by_one(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import train
-from ft.exit_codes import FINISHED, STOPPED_ON_REQUEST
-from train.checkpointing import CheckpointStore
+from ft import ExitCode
+from train.checkpoint.store import CheckpointStore
 
 COMMON = ("trainer.max_steps=12", "trainer.log_every=1", "trainer.eval_every=6", "checkpoint.every=4",
           "trainer.progress=false")
@@ -34,7 +34,7 @@ def reference(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("reference")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*COMMON, f"run_dir={run_dir}"])
-    assert train.run(cfg) == FINISHED
+    assert train.run(cfg) == ExitCode.FINISHED
     return run_dir
 
 
@@ -52,9 +52,9 @@ def test_outputs_of_a_run(reference):
 def test_resume_in_two_parts_equals_uninterrupted(compose_config, reference, tmp_path):
     # First 6 steps of the 12-step schedule (cosine T_max stays 12), then resume to the end.
     assert train.run(compose_config(*COMMON, f"run_dir={tmp_path}",
-                                    "fault=sigterm", "fault.step=6", "fault.rank=0")) == STOPPED_ON_REQUEST
+                                    "fault=sigterm", "fault.step=6", "fault.rank=0")) == ExitCode.STOPPED_ON_REQUEST
     assert [c.step for c in CheckpointStore(tmp_path / "checkpoints").checkpoints()] == [4, 6]
-    assert train.run(compose_config(*COMMON, f"run_dir={tmp_path}")) == FINISHED
+    assert train.run(compose_config(*COMMON, f"run_dir={tmp_path}")) == ExitCode.FINISHED
     assert_same(final_weights(tmp_path), final_weights(reference))
     attempts = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert attempts.count(7) == 1  # the second launch started after the saved step
@@ -64,7 +64,7 @@ def test_resume_from_a_finished_run_does_nothing(compose_config, reference, tmp_
     import shutil
 
     shutil.copytree(reference, tmp_path / "run")
-    assert train.run(compose_config(*COMMON, f"run_dir={tmp_path / 'run'}")) == FINISHED
+    assert train.run(compose_config(*COMMON, f"run_dir={tmp_path / 'run'}")) == ExitCode.FINISHED
     assert_same(final_weights(tmp_path / "run"), final_weights(reference))
 
 

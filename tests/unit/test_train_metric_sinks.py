@@ -9,8 +9,8 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
-from train.metric_sinks import CsvSink, JsonlSink, build_sinks
-from train.ranked_logging import RankedLogger
+from train.metrics.ranked_logging import RankedLogger
+from train.metrics.sinks import CsvSink, JsonlSink, build_sinks
 
 
 def test_jsonl_and_csv_append_across_attempts(tmp_path):
@@ -66,7 +66,7 @@ def test_ranked_logger_speaks_on_rank_zero_only(monkeypatch, caplog):
 def test_a_new_sink_is_one_class_and_one_yaml(compose_config, tmp_path, monkeypatch):
     """A sink defined outside train/, selected with logger=[jsonl,<name>] from a config dir on the search path."""
     (tmp_path / "my_sinks.py").write_text(
-        "from train.metric_sinks import MetricsSink\n"
+        "from train.metrics.sinks import MetricsSink\n"
         "class LinesSink(MetricsSink):\n"
         "    def __init__(self, run_dir, attempt=0, start_step=0, filename='lines.txt'):\n"
         "        super().__init__(run_dir, attempt, start_step)\n"

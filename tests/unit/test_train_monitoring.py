@@ -9,7 +9,7 @@ import signal
 import time
 
 from ft import FaultToleranceConfig
-from train.monitoring import STATE_FILE, FaultToleranceSession
+from train.fault_tolerance import STATE_FILE, FaultToleranceSession
 
 CALCULATED = {"format": "pulsetrain.ft.heartbeat_timeouts", "version": 1,
               "calculated": {"initial": 12.0, "subsequent": 3.0}}

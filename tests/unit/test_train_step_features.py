@@ -10,9 +10,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from train.components import Components
-from train.data import ShardedBatches, SyntheticClassification
+from train.data import ShardedBatches
+from train.loop import StepSettings, Supervised, train_step
 from train.schedules import WarmupCosine, warmup_cosine
-from train.step import StepSettings, train_step
+from workloads.classification.data import SyntheticClassification
 
 
 class CountingDDP(nn.Module):
@@ -45,7 +46,7 @@ class DtypeProbe(nn.Module):
 
 def parts(model: nn.Module, module: nn.Module, lr: float = 0.1, batch_size: int = 4) -> Components:
     data = ShardedBatches(SyntheticClassification(64, 8, 3, seed=0), batch_size, seed=0)
-    return Components(model, module, nn.CrossEntropyLoss(), torch.optim.SGD(module.parameters(), lr=lr), None, data, [])
+    return Components(model, module, Supervised(nn.CrossEntropyLoss()), torch.optim.SGD(module.parameters(), lr=lr), None, data, [])
 
 
 def test_grad_accum_takes_that_many_batches_and_skips_sync_on_all_but_the_last():

@@ -1,0 +1,1 @@
+"""The rank side: ``RankMonitorClient`` (heartbeats and sections API), calibration, the agreed stop."""

@@ -1,0 +1,1 @@
+"""Worker processes: elastic process contexts, the fork server and its zygote, and what runs inside a forked worker."""

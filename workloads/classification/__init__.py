@@ -1,0 +1,1 @@
+"""Classification on synthetic data: ``models`` (MLP, Conv1dNet) and ``data`` (SyntheticClassification)."""
