@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"ft_launcher: {exc} before any worker started; stopping\n")
         return ExitCode.STOPPED_ON_REQUEST  # nothing was lost: relaunch to run
     finally:
+        # The job has ended and its exit code is decided: a stop request now (a scheduler's late
+        # SIGTERM) has nothing left to stop, so it must not raise out of the fork server's close.
+        for sig in {*early_stop, signal.SIGINT, signal.SIGTERM}:
+            signal.signal(sig, signal.SIG_IGN)
         if server is not None:
             server.close()
 

@@ -87,7 +87,10 @@ def test_the_lost_node_is_named_by_its_counter_whichever_node_hosts_the_store(la
     # The summary's cause (the same text ft_launches.jsonl gets when the job has a run directory).
     assert re.search(rf"#0: node \d \(host \S+, launcher pid {doomed.pid}, rank \d\) lost(?: \(the rendezvous "
                      rf"store at \S+\))?, then rank \d failed \(exit 1\)", text), text[-4000:]
-    assert survivor.returncode == 75, text[-4000:]
+    # Without the store's host the survivor cannot rendezvous again: it may end at once with 1 before the
+    # SIGTERM arrives (the node-loss work makes that a requeue code); with the store alive it waits and stops.
+    assert survivor.returncode in ({1, 75} if doomed_hosts_store else {75}), text[-4000:]
+    assert "SignalException" not in text, text[-4000:]  # a late SIGTERM never raises out of the launcher
 
 
 def test_a_rank_failing_on_a_live_peer_node_is_not_called_lost(launches, tmp_path):

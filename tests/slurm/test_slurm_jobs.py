@@ -133,6 +133,22 @@ def test_bad_input_is_never_requeued(slurm, tmp_path):
     assert not os.path.exists(job.run_dir / "checkpoints") or not any((job.run_dir / "checkpoints").iterdir())
 
 
+def test_a_job_that_cannot_progress_is_never_requeued(slurm, tmp_path):
+    """A sample that fails every attempt: ft_launcher stops with 93 and the script does not requeue it."""
+    helpers = str(Path(__file__).resolve().parents[1] / "ft_helpers")
+    overrides = [*QUIET, "trainer.max_steps=60", "trainer.log_every=10", "checkpoint.every=2", "fault_tolerance=demo",
+                 "data.num_workers=0", "data.batch_size=16", "data.dataset.num_samples=512",
+                 "data.dataset._target_=failing_data.CorruptSample", "+data.dataset.bad_index=300"]
+    job = slurm.job(slurm.submit(tmp_path, overrides, env={"PYTHONPATH": helpers,
+                                                           "LAUNCHER_ARGS": "--max-restarts=10"}), tmp_path)
+    info = job.wait_ended(180)
+    assert info["ExitCode"] == "93:0" and info["Restarts"] == "0", job.describe()
+    log = job.log()
+    assert "restarting cannot help:" in log and "ValueError: corrupt sample 300" in log, job.describe()
+    assert "restarting cannot help (exit 93)" in log and "not requeued" in log, job.describe()
+    assert list((job.run_dir / "checkpoints").glob("step_*.pt")), "the checkpoints before the bad sample survive"
+
+
 def test_sbatch_file_outside_slurm_says_how_to_submit(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     proc = subprocess.run(["bash", str(SBATCH_FILE)], env=env, capture_output=True, text=True, timeout=30,
