@@ -75,9 +75,20 @@ def worker(args: argparse.Namespace) -> None:
         watch_s += (t1 - t0) + mark[0] + (t3 - t2)
         step_times.append(t3 - began)
     parts.train_batches.close()
+    # Every rank's time in the window checks: a rank that waits there for a slower peer would wait in the
+    # next gradient all-reduce anyway; the rank that arrives last waits for no one, so its time is the
+    # check's own cost.
+    import torch.distributed as dist
+
+    checks = [0.0] * ctx.world_size
+    if dist.is_initialized():
+        dist.all_gather_object(checks, watch.checked_s)
+    else:
+        checks = [watch.checked_s]
     distributed.teardown(ctx, parts)
     if ctx.is_main:
         args.out.write_text(json.dumps({"named": named.rows, "watch_s": watch_s, "steps": args.steps,
+                                        "checked_by_rank_s": checks,
                                         "median_step_s": statistics.median(step_times),
                                         "total_s": sum(step_times), "checked_s": watch.checked_s,
                                         "window": cfg.trainer.straggler_window_steps,
@@ -108,6 +119,13 @@ def driver(args: argparse.Namespace) -> None:
     print(f"cost: {1e6 * r['watch_s'] / r['steps']:.2f} us per step ({1e6 * r['checked_s'] / r['steps']:.2f} us of "
           f"it in the window checks), {share:.3f}% of the step time (median step {1e3 * r['median_step_s']:.2f} ms): "
           f"{'meets' if share <= 0.5 else 'misses'} the <= 0.5% target")
+    own_s = r["watch_s"] - r["checked_s"] + min(r["checked_by_rank_s"])
+    own = 100 * own_s / r["total_s"]
+    by_rank = ", ".join(f"{1e6 * s / r['steps']:.2f}" for s in r["checked_by_rank_s"])
+    print(f"own cost (the window checks timed on the rank that arrives last, which waits for no one; ranks: "
+          f"{by_rank} us per step): "
+          f"{1e6 * own_s / r['steps']:.2f} us per step, {own:.3f}% of the step time: "
+          f"{'meets' if own <= 0.5 else 'misses'} the <= 0.5% target")
 
 
 def main() -> None:
