@@ -14,9 +14,10 @@ from train.config.checks import StepSettings
 from train.data import ShardedBatches
 from train.distributed import DistributedContext
 from train.errors import NonFiniteError
-from train.loop import Supervised, train_step
+from train.loop import train_step
 from train.metrics.sinks import JsonlSink
 from train.nonfinite import NonFiniteGuard
+from train.objective import Supervised
 from workloads.classification.data import SyntheticClassification
 
 CTX = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"), is_distributed=False)
