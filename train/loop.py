@@ -32,7 +32,7 @@ from train.metrics.means import MetricMeans
 from train.metrics.ranked_logging import RankedLogger
 from train.metrics.training_log import TrainingLog
 from train.nonfinite import NonFiniteGuard
-from train.objective import Supervised, with_derived  # noqa: F401  (Supervised: train.loop.Supervised stays importable)
+from train.objective import with_derived
 from train.stragglers import StragglerWatch
 from train.training_run import TrainingRun
 

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ft import write_json_atomic
+
 log = logging.getLogger("launcher")
 LOCK_DIR = "ft_launcher.lock"
 REFRESH_EVERY = 10.0
@@ -101,9 +103,7 @@ class RunDirLock:
         self._refresher.start()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._holder))
-        tmp.replace(self.path)
+        write_json_atomic(self.path, self._holder)
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_EVERY):

@@ -3,26 +3,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 from ft_helpers.launches import HYDRA, WORKERS, records
+from ft_helpers.strict_json import strict_json_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FAST = ["--standalone", "--nproc-per-node=2", "--ft-workload-check-interval=0.1"]
 VERDICT = str(WORKERS / "verdict_worker.py")
 
 
-def _no_constant(name: str):
-    raise ValueError(f"not JSON: {name}")
-
-
 def launch_lines(run_dir: Path) -> list[dict]:
     """ft_launches.jsonl, read with a strict parser (NaN, Infinity refused)."""
-    text = (run_dir / "ft_launches.jsonl").read_text()
-    return [json.loads(line, parse_constant=_no_constant) for line in text.splitlines()]
+    return strict_json_lines((run_dir / "ft_launches.jsonl").read_text())
 
 
 def error_lines(err: str) -> list[str]:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ft_helpers.strict_json import strict_json
 from ft_helpers.train_jobs import REPO, Output, clean_env, wait_until
 
 from train.checkpoint.store import CheckpointStore
@@ -136,10 +137,6 @@ def test_a_failed_point_fails_a_basic_sweep_with_exit_1_and_no_traceback(tmp_pat
     assert "Traceback (most recent call last)" not in out.split("injected fault", 1)[1].split("sweep summary", 1)[1]
     assert [p["outcome"] for p in summary["points"]] == ["failed"] and summary["exit_code"] == 1
 
-
-def strict_json(text: str) -> dict:
-    """json.loads that refuses NaN and Infinity, as strict parsers do."""
-    return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
 
 
 def test_a_point_that_diverges_is_failed_and_the_summary_stays_strict_json(tmp_path):

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import torch
+from ft_helpers.strict_json import strict_json
 from ft_helpers.train_jobs import FAST_DETECTION, FT_LAUNCHER, final_checkpoint, launch
-
-
-def strict_json(text: str):
-    """json.loads that refuses NaN and Infinity, as strict parsers do."""
-    return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
 
 
 def test_a_diverging_relaunch_exits_93_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -12,7 +12,7 @@ from train.checkpoint.store import CheckpointStore
 from train.components import Components
 from train.data import ShardedBatches
 from train.distributed import DistributedContext
-from train.loop import Supervised
+from train.objective import Supervised
 from workloads.classification.data import SyntheticClassification
 
 CTX = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"), is_distributed=False)

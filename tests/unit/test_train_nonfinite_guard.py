@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 import torch
+from ft_helpers.strict_json import strict_json
 from torch import nn
 
 from train.components import Components
@@ -14,16 +14,14 @@ from train.config.checks import StepSettings
 from train.data import ShardedBatches
 from train.distributed import DistributedContext
 from train.errors import NonFiniteError
-from train.loop import Supervised, train_step
+from train.loop import train_step
 from train.metrics.sinks import JsonlSink
 from train.nonfinite import NonFiniteGuard
+from train.objective import Supervised
 from workloads.classification.data import SyntheticClassification
 
 CTX = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"), is_distributed=False)
 
-
-def strict_json(text: str):
-    return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
 
 
 def test_stop_reads_the_losses_only_when_a_log_is_due_and_names_the_first_bad_step():

@@ -11,7 +11,8 @@ from torch import nn
 
 from train.components import Components
 from train.data import ShardedBatches
-from train.loop import StepSettings, Supervised, train_step
+from train.loop import StepSettings, train_step
+from train.objective import Supervised
 from train.schedules import WarmupCosine, warmup_cosine
 from workloads.classification.data import SyntheticClassification
 

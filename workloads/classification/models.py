@@ -1,6 +1,6 @@
 """The two small models the template ships: an MLP (default) and a 1-D conv net (the forking example).
 
-A model is any ``torch.nn.Module``; the default objective (``train.loop.Supervised``) calls it on a
+A model is any ``torch.nn.Module``; the default objective (``train.objective.Supervised``) calls it on a
 batch's inputs and compares its class logits with the targets (docs/forking.md).
 """
 
